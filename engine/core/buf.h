@@ -1,0 +1,40 @@
+/* buf.h — a growing byte buffer with a hard cap. */
+#ifndef AC_CORE_BUF_H
+#define AC_CORE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* A NUL-terminated growing buffer. `limit` caps len; appends past it fail
+ * with AC_ERR_LIMIT and leave the buffer as it was. Zero-initialise with
+ * a limit (AC_BUF_INIT(limit)); release with ac_buf_free. */
+typedef struct ac_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t limit;
+} ac_buf;
+
+#define AC_BUF_INIT(lim) {NULL, 0, 0, (lim)}
+
+/* Appends n bytes. Returns AC_OK, AC_ERR_LIMIT or AC_ERR_NOMEM. */
+int ac_buf_append(ac_buf *b, const void *p, size_t n);
+
+/* Appends a NUL-terminated string. */
+int ac_buf_puts(ac_buf *b, const char *s);
+
+/* Appends printf-style text. */
+int ac_buf_printf(ac_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Empties the buffer, keeping its memory. */
+void ac_buf_reset(ac_buf *b);
+
+/* Hands the data to the caller (caller frees; never NULL on success —
+ * an empty buffer yields ""), leaving b empty. NULL on allocation failure. */
+char *ac_buf_take(ac_buf *b);
+
+/* Frees the data. */
+void ac_buf_free(ac_buf *b);
+
+#endif
