@@ -1,0 +1,294 @@
+/* context.c — builds the per-call context table and its functions. Every
+ * function carries the serial of the call it was made for and refuses to
+ * run in any other call (a plugin may keep the table in a global). */
+#include "lua/context.h"
+#include "core/buf.h"
+#include "lua/bind_json.h"
+#include "lua/convert.h"
+#include "lua/sandbox.h"
+#include "lua/vm.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MASK "********"
+
+static const ac_call_context *current(lua_State *L) {
+  const ac_call_context *ctx = ac_vm_call_data(L);
+  if (!ctx || (uint64_t)lua_tointeger(L, lua_upvalueindex(1)) != ac_vm_call_serial(L))
+    luaL_error(L, "context from an earlier call cannot be used");
+  return ctx;
+}
+
+/* ---- log ---------------------------------------------------------------- */
+
+/* Replaces every occurrence of a configured secret in text with the mask. */
+static void redact(const json_t *secrets, const char *text, size_t len, ac_buf *out) {
+  size_t i = 0;
+  while (i < len) {
+    size_t hit = 0;
+    size_t n;
+    json_t *s;
+    json_array_foreach(secrets, n, s) {
+      size_t sl = json_string_length(s);
+      if (sl >= 4 && sl <= len - i && memcmp(text + i, json_string_value(s), sl) == 0) {
+        hit = sl;
+        break;
+      }
+    }
+    if (hit) {
+      ac_buf_puts(out, MASK);
+      i += hit;
+    } else {
+      ac_buf_append(out, text + i, 1);
+      i++;
+    }
+  }
+}
+
+static void redact_json(const json_t *secrets, json_t *v) {
+  if (json_is_string(v)) {
+    ac_buf b = AC_BUF_INIT(AC_LOG_CALL_LIMIT * 2);
+    redact(secrets, json_string_value(v), json_string_length(v), &b);
+    if (b.data && (b.len != json_string_length(v) || memcmp(b.data, json_string_value(v), b.len)))
+      json_string_setn(v, b.data, b.len);
+    ac_buf_free(&b);
+  } else if (json_is_object(v)) {
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) redact_json(secrets, x);
+  } else if (json_is_array(v)) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) redact_json(secrets, x);
+  }
+}
+
+void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields) {
+  const ac_call_context *ctx = ac_vm_call_data(L);
+  if (ctx && json_array_size(ctx->secrets) > 0) {
+    ac_buf b = AC_BUF_INIT(AC_LOG_CALL_LIMIT * 2);
+    redact(ctx->secrets, msg, len, &b);
+    if (fields)
+      redact_json(ctx->secrets, fields);
+    ac_vm_log(L, level, b.data ? b.data : "", b.len, fields);
+    ac_buf_free(&b);
+    return;
+  }
+  ac_vm_log(L, level, msg, len, fields);
+}
+
+static int log_at(lua_State *L, ac_log_level level) {
+  current(L);
+  size_t len;
+  luaL_tolstring(L, 1, &len); /* runs __tostring inside the call, under its deadline */
+  json_t *fields = NULL;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ac_err err;
+    if (ac_lua_to_json(L, 2, 0, &fields, &err) != AC_OK)
+      return luaL_error(L, "log fields: %s", err.msg);
+    if (!json_is_object(fields)) {
+      json_decref(fields);
+      return luaL_error(L, "log fields must be a table with string keys");
+    }
+  }
+  /* the message string is on the stack top until the line is written */
+  const char *msg = lua_tolstring(L, -1, &len);
+  ac_context_log(L, level, msg, len, fields);
+  return 0;
+}
+
+static int log_debug(lua_State *L) { return log_at(L, AC_LOG_DEBUG); }
+static int log_info(lua_State *L) { return log_at(L, AC_LOG_INFO); }
+static int log_warn(lua_State *L) { return log_at(L, AC_LOG_WARN); }
+static int log_error(lua_State *L) { return log_at(L, AC_LOG_ERROR); }
+
+/* ---- deadline, retry ----------------------------------------------------- */
+
+static int ctx_deadline(lua_State *L) {
+  current(L);
+  lua_pushinteger(L, (lua_Integer)ac_vm_time_left_ms(L));
+  return 1;
+}
+
+static int ctx_retry(lua_State *L) {
+  const ac_call_context *ctx = current(L);
+  const char *msg = luaL_optstring(L, 1, "retry requested");
+  lua_Integer delay = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Number d = luaL_checknumber(L, 2);
+    luaL_argcheck(L, d >= 0 && d <= 7 * 86400, 2, "delay must be from 0 to 604800 seconds");
+    delay = (lua_Integer)d;
+  }
+  if (!ctx->allow_retry)
+    return luaL_error(L, "context.retry is only available in event hooks");
+  return ac_vm_raise_retry(L, msg, (int)delay);
+}
+
+/* ---- db ------------------------------------------------------------------- */
+
+static const char *check_key(lua_State *L) {
+  size_t len;
+  const char *key = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && len <= AC_KV_KEY_MAX, 1, "key must be 1 to 200 bytes");
+  luaL_argcheck(L, strlen(key) == len, 1, "key must not contain NUL bytes");
+  return key;
+}
+
+static int kv_result(lua_State *L, int rc, const ac_err *err) {
+  if (rc == AC_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, err->msg);
+  return 2;
+}
+
+static int push_decoded(lua_State *L) {
+  ac_lua_push_json(L, lua_touserdata(L, lua_upvalueindex(1)), 0, NULL);
+  return 1;
+}
+
+static int decode_stored(lua_State *L) {
+  const char *text = lua_touserdata(L, 1);
+  json_error_t jerr;
+  json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+  if (!v)
+    return luaL_error(L, "db.get: stored value is not valid JSON");
+  lua_pushlightuserdata(L, v);
+  lua_pushcclosure(L, push_decoded, 1);
+  int status = lua_pcall(L, 0, 1, 0);
+  json_decref(v);
+  if (status != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+static int db_get(lua_State *L) {
+  const ac_call_context *ctx = current(L);
+  const char *key = check_key(L);
+  if (!ctx->kv)
+    return luaL_error(L, "context.db is not available here");
+  char *text = NULL;
+  ac_err err = {0};
+  int rc = ctx->kv->ops->get(ctx->kv, ctx->namespace_id, ctx->plugin_id, key, &text, &err);
+  if (rc != AC_OK)
+    return kv_result(L, rc, &err);
+  if (!text) {
+    lua_pushnil(L);
+    return 1;
+  }
+  /* the text is heap memory: decode it in a protected call so a memory
+   * error cannot jump over the free */
+  lua_pushcfunction(L, decode_stored);
+  lua_pushlightuserdata(L, text);
+  int status = lua_pcall(L, 1, 1, 0);
+  free(text);
+  if (status != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+static int db_set(lua_State *L) {
+  const ac_call_context *ctx = current(L);
+  const char *key = check_key(L);
+  luaL_checkany(L, 2);
+  lua_Integer ttl = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, ttl >= 0, 3, "ttlSeconds must be positive");
+  if (!ctx->kv)
+    return luaL_error(L, "context.db is not available here");
+  json_t *v = NULL;
+  ac_err err = {0};
+  if (ac_lua_to_json(L, 2, 0, &v, &err) != AC_OK)
+    return luaL_error(L, "db.set: %s", err.msg);
+  char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(v);
+  if (!text)
+    return luaL_error(L, "db.set: out of memory");
+  int rc;
+  if (strlen(text) > AC_KV_VALUE_MAX)
+    rc = ac_err_set(&err, AC_ERR_LIMIT, "value is larger than 64 KiB");
+  else
+    rc = ctx->kv->ops->set(ctx->kv, ctx->namespace_id, ctx->plugin_id, key, text, (int)ttl, &err);
+  free(text);
+  if (rc == AC_ERR_LIMIT)
+    return luaL_error(L, "db.set: %s", err.msg);
+  return kv_result(L, rc, &err);
+}
+
+static int db_delete(lua_State *L) {
+  const ac_call_context *ctx = current(L);
+  const char *key = check_key(L);
+  if (!ctx->kv)
+    return luaL_error(L, "context.db is not available here");
+  ac_err err = {0};
+  int rc = ctx->kv->ops->del(ctx->kv, ctx->namespace_id, ctx->plugin_id, key, &err);
+  return kv_result(L, rc, &err);
+}
+
+/* ---- assembling the table ------------------------------------------------ */
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction fn) {
+  lua_pushinteger(L, (lua_Integer)ac_vm_call_serial(L));
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, -2, name);
+}
+
+static void set_str(lua_State *L, const char *name, const char *value) {
+  if (value) {
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, name);
+  }
+}
+
+/* Hook for the services added in context_services.c (http, crypto). */
+void ac_context_add_services(lua_State *L, const ac_call_context *ctx);
+
+void ac_context_push(lua_State *L) {
+  const ac_call_context *ctx = ac_vm_call_data(L);
+  luaL_checkstack(L, 8, "context");
+  lua_createtable(L, 0, 12);
+  int t = lua_gettop(L);
+  set_str(L, "namespaceId", ctx->namespace_id);
+  set_str(L, "departmentId", ctx->department_id);
+  set_str(L, "pluginId", ctx->plugin_id);
+
+  if (ctx->config)
+    ac_lua_push_json(L, ctx->config, 1, "context.config");
+  else {
+    lua_newtable(L);
+    ac_sandbox_push_readonly(L, -1, "context.config");
+    lua_remove(L, -2);
+  }
+  lua_setfield(L, t, "config");
+
+  lua_createtable(L, 0, 4);
+  set_fn(L, "debug", log_debug);
+  set_fn(L, "info", log_info);
+  set_fn(L, "warn", log_warn);
+  set_fn(L, "error", log_error);
+  ac_sandbox_push_readonly(L, -1, "context.log");
+  lua_remove(L, -2);
+  lua_setfield(L, t, "log");
+
+  lua_createtable(L, 0, 3);
+  set_fn(L, "get", db_get);
+  set_fn(L, "set", db_set);
+  set_fn(L, "delete", db_delete);
+  ac_sandbox_push_readonly(L, -1, "context.db");
+  lua_remove(L, -2);
+  lua_setfield(L, t, "db");
+
+  ac_json_push_module(L);
+  lua_setfield(L, t, "json");
+  set_fn(L, "deadline", ctx_deadline);
+  set_fn(L, "retry", ctx_retry);
+
+  ac_context_add_services(L, ctx);
+
+  ac_sandbox_push_readonly(L, t, "context");
+  lua_remove(L, t);
+}

@@ -1,0 +1,97 @@
+/* guard.c — abandonable worker threads (see guard.h). */
+#include "lua/guard.h"
+#include "core/err.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Process-wide like the watchdog: the stuck threads belong to no caller. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int max_stuck = 8;
+static int stuck;
+
+typedef struct slot {
+  ac_guard_job job;
+  pthread_cond_t done_cv;
+  int done;
+  int abandoned;
+} slot;
+
+void ac_guard_set_max_stuck(int max) {
+  pthread_mutex_lock(&lock);
+  max_stuck = max > 0 ? max : 1;
+  pthread_mutex_unlock(&lock);
+}
+
+int ac_guard_stuck_count(void) {
+  pthread_mutex_lock(&lock);
+  int n = stuck;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+static void *thread_main(void *arg) {
+  slot *s = arg;
+  s->job.run(s->job.arg);
+  pthread_mutex_lock(&lock);
+  s->done = 1;
+  int abandoned = s->abandoned;
+  if (abandoned)
+    stuck--;
+  else
+    pthread_cond_signal(&s->done_cv);
+  pthread_mutex_unlock(&lock);
+  if (abandoned) {
+    if (s->job.cleanup)
+      s->job.cleanup(s->job.arg);
+    pthread_cond_destroy(&s->done_cv);
+    free(s);
+  }
+  return NULL;
+}
+
+int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms) {
+  pthread_mutex_lock(&lock);
+  int full = stuck >= max_stuck;
+  pthread_mutex_unlock(&lock);
+  if (full)
+    return AC_ERR_BUSY;
+
+  slot *s = calloc(1, sizeof *s);
+  if (!s)
+    return AC_ERR_NOMEM;
+  s->job = *job;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->done_cv, &attr);
+  pthread_condattr_destroy(&attr);
+
+  pthread_t t;
+  pthread_attr_t tattr;
+  pthread_attr_init(&tattr);
+  pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&t, &tattr, thread_main, s);
+  pthread_attr_destroy(&tattr);
+  if (rc != 0) {
+    pthread_cond_destroy(&s->done_cv);
+    free(s);
+    return AC_ERR_NOMEM;
+  }
+
+  struct timespec ts = {(time_t)(wait_until_ms / 1000), (long)(wait_until_ms % 1000) * 1000000L};
+  pthread_mutex_lock(&lock);
+  while (!s->done) {
+    if (pthread_cond_timedwait(&s->done_cv, &lock, &ts) != 0 && !s->done) {
+      s->abandoned = 1;
+      stuck++;
+      pthread_mutex_unlock(&lock);
+      return AC_ERR_TIMEOUT;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  pthread_cond_destroy(&s->done_cv);
+  free(s);
+  return AC_OK;
+}

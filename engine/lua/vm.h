@@ -1,0 +1,110 @@
+/* vm.h — one sandboxed lua_State with its memory cap, deadline and typed
+ * call outcomes. Everything that runs plugin code goes through ac_vm_run. */
+#ifndef AC_LUA_VM_H
+#define AC_LUA_VM_H
+
+#include "core/err.h"
+#include "core/log.h"
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AC_OUTCOME_MSG_MAX 1024    /* longer messages are cut with "..." */
+#define AC_LOG_CALL_LIMIT (1 << 20) /* bytes one call may log */
+
+typedef enum ac_outcome_kind {
+  AC_OUTCOME_OK = 0,
+  AC_OUTCOME_ERROR,
+  AC_OUTCOME_TIMEOUT,
+  AC_OUTCOME_MEMORY,
+  AC_OUTCOME_CONTRACT,
+  AC_OUTCOME_RETRY
+} ac_outcome_kind;
+
+/* What a call produced besides its value: the kind, a message for every
+ * kind but ok, how long it took, and the delay asked for by retry. */
+typedef struct ac_outcome {
+  ac_outcome_kind kind;
+  char message[AC_OUTCOME_MSG_MAX];
+  int64_t duration_ms;
+  int retry_delay_s; /* -1: the dispatcher's schedule decides */
+} ac_outcome;
+
+/* "ok", "error", "timeout", "memory", "contract", "retry". */
+const char *ac_outcome_kind_name(ac_outcome_kind kind);
+
+typedef struct ac_vm_config {
+  int timeout_ms;         /* per call */
+  size_t memory_limit;    /* bytes for the whole state */
+  ac_logger *log;         /* where print and context.log go (borrowed) */
+  const char *plugin_id;  /* attached to log lines; copied */
+} ac_vm_config;
+
+typedef struct ac_vm ac_vm;
+
+/* Creates a sandboxed state (sandbox.c decides its globals). Fails only
+ * when memory runs out. *out: caller frees with ac_vm_free. */
+int ac_vm_new(const ac_vm_config *cfg, ac_vm **out, ac_err *err);
+void ac_vm_free(ac_vm *vm);
+
+lua_State *ac_vm_state(ac_vm *vm);
+
+/* Names the plugin in the state's log lines (known only after loading). */
+void ac_vm_set_plugin_id(ac_vm *vm, const char *id);
+const ac_vm_config *ac_vm_config_of(const ac_vm *vm);
+
+/* The vm that owns L (any of its coroutines). */
+ac_vm *ac_vm_of(lua_State *L);
+
+/* Code run inside a call: may use the Lua API freely and raise errors; it
+ * runs under the deadline and memory cap. Returns nothing; results go
+ * through ud. */
+typedef void (*ac_vm_body)(lua_State *L, void *ud);
+
+/* Runs body under a fresh deadline (cfg.timeout_ms from now) with the hook
+ * armed by the watchdog at the deadline, and fills out. `ns` names the
+ * namespace for log lines (may be NULL). After a timeout or memory outcome
+ * the vm is no longer usable (ac_vm_usable returns 0): rebuild it. */
+void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome *out);
+
+/* 1 while the state may run more calls. */
+int ac_vm_usable(const ac_vm *vm);
+
+/* Milliseconds left in the running call (0 when past; -1 outside calls). */
+int64_t ac_vm_time_left_ms(lua_State *L);
+
+/* Monotonic deadline of the running call. */
+int64_t ac_vm_deadline_ms(lua_State *L);
+
+/* Raises the call's timeout error if its deadline has passed. For C code
+ * that loops (pattern matching, waits) to check in. */
+void ac_vm_checkpoint(lua_State *L);
+
+/* Raises a contract failure (outcome kind "contract") with a message. */
+int ac_vm_raise_contract(lua_State *L, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records a retry request (context.retry) and raises it. */
+int ac_vm_raise_retry(lua_State *L, const char *message, int delay_s);
+
+/* The namespace of the running call (for log lines), or NULL. */
+const char *ac_vm_namespace(lua_State *L);
+
+/* Logging from plugin code: counts bytes against AC_LOG_CALL_LIMIT for the
+ * running call and, once over, writes one "log truncated" line and drops
+ * the rest. fields is stolen. */
+void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields);
+
+/* Data the caller attaches to the next call (set before ac_vm_run; cleared
+ * when it returns) and reads back from bindings during it: NULL outside
+ * calls. The serial changes with every call, so a binding can tell a
+ * context table kept from an earlier call. */
+void ac_vm_set_call_data(ac_vm *vm, void *data);
+void *ac_vm_call_data(lua_State *L);
+uint64_t ac_vm_call_serial(lua_State *L);
+
+/* Bytes the state currently holds. */
+size_t ac_vm_memory_used(const ac_vm *vm);
+
+#endif

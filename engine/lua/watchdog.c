@@ -1,0 +1,122 @@
+/* watchdog.c — deadline watchdog thread and the signal that arms hooks. */
+#include "lua/watchdog.h"
+#include "core/clock.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+/* Read by the signal handler, so they are plain process/thread state. */
+static lua_Hook armed_hook;
+static _Thread_local lua_State *volatile running_state;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake;
+static ac_watch *calls; /* doubly linked list of calls in flight */
+static int64_t planned_wake; /* when the watchdog wakes next; begin() only
+                               wakes it earlier when needed */
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  lua_State *L = running_state;
+  if (L)
+    lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
+  errno = saved;
+}
+
+static void to_timespec(int64_t mono_ms, struct timespec *ts) {
+  ts->tv_sec = (time_t)(mono_ms / 1000);
+  ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static void *watchdog_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock);
+  for (;;) {
+    int64_t now = ac_clock_mono_ms();
+    int64_t next = now + 60000;
+    for (ac_watch *w = calls; w; w = w->next) {
+      if (w->next_signal_ms <= now) {
+        pthread_kill(w->thread, SIGURG);
+        w->next_signal_ms = now + AC_WATCHDOG_RESIGNAL_MS;
+      }
+      if (w->next_signal_ms < next)
+        next = w->next_signal_ms;
+    }
+    planned_wake = next;
+    struct timespec ts;
+    to_timespec(next, &ts);
+    pthread_cond_timedwait(&wake, &lock, &ts);
+  }
+  return NULL;
+}
+
+static void start(void) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&wake, &attr);
+  pthread_condattr_destroy(&attr);
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGURG, &sa, NULL);
+
+  /* The watchdog itself never runs Lua: keep SIGURG off it. */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGURG);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  pthread_t t;
+  pthread_create(&t, NULL, watchdog_main, NULL);
+  pthread_detach(t);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void ac_watchdog_init(lua_Hook hook) {
+  armed_hook = hook;
+  pthread_once(&once, start);
+}
+
+void ac_watchdog_begin(ac_watch *w, lua_State *L, int64_t deadline_ms) {
+  w->thread = pthread_self();
+  w->deadline_ms = deadline_ms;
+  w->next_signal_ms = deadline_ms;
+  running_state = L;
+  pthread_mutex_lock(&lock);
+  w->prev = NULL;
+  w->next = calls;
+  if (calls)
+    calls->prev = w;
+  calls = w;
+  if (deadline_ms < planned_wake)
+    pthread_cond_signal(&wake);
+  pthread_mutex_unlock(&lock);
+}
+
+void ac_watchdog_end(ac_watch *w) {
+  pthread_mutex_lock(&lock);
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    calls = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  pthread_mutex_unlock(&lock);
+  running_state = NULL;
+}
+
+lua_State *ac_watchdog_running(void) { return running_state; }
+
+void ac_watchdog_set_running(lua_State *L) { running_state = L; }
+
+void ac_watchdog_arm(lua_State *L) {
+  if (L)
+    lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
+}

@@ -1,0 +1,49 @@
+/* watchdog.h — arms the deadline hook on a thread running plugin code once
+ * its deadline passes, so Lua runs hook-free (full speed) until then.
+ *
+ * One process-wide watchdog thread keeps the calls in flight; at a call's
+ * deadline it signals the call's thread (SIGURG), and the signal handler
+ * sets a count hook on the lua_State that thread is running, exactly as
+ * lua.c stops a script on Ctrl-C. It keeps re-signalling every
+ * AC_WATCHDOG_RESIGNAL_MS until the call ends, so an arming lost in a
+ * coroutine switch is repaired. This is the engine's one deliberate global:
+ * signal dispositions are process-wide. */
+#ifndef AC_LUA_WATCHDOG_H
+#define AC_LUA_WATCHDOG_H
+
+#include <lua.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define AC_WATCHDOG_RESIGNAL_MS 50
+
+/* One registered call. Lives on the caller's stack between begin and end. */
+typedef struct ac_watch {
+  pthread_t thread;
+  int64_t deadline_ms;    /* monotonic */
+  int64_t next_signal_ms; /* when the watchdog signals next */
+  struct ac_watch *prev, *next;
+} ac_watch;
+
+/* Starts the watchdog (once per process) with the hook to arm. Safe to
+ * call repeatedly; later calls must pass the same hook. */
+void ac_watchdog_init(lua_Hook hook);
+
+/* Registers the calling thread as running L until deadline_ms. */
+void ac_watchdog_begin(ac_watch *w, lua_State *L, int64_t deadline_ms);
+
+/* Unregisters; after it returns no signal for w reaches the thread and the
+ * running state is cleared. The caller then clears any armed hook. */
+void ac_watchdog_end(ac_watch *w);
+
+/* The lua_State this thread runs now (NULL outside calls). Coroutine
+ * switches update it through ac_watchdog_set_running so the signal arms
+ * the coroutine that is actually executing. */
+lua_State *ac_watchdog_running(void);
+void ac_watchdog_set_running(lua_State *L);
+
+/* Arms the hook on L now (used after a deadline or memory failure is seen
+ * synchronously). */
+void ac_watchdog_arm(lua_State *L);
+
+#endif
