@@ -59,10 +59,10 @@ int ac_log_level_parse(const char *s) {
   return -1;
 }
 
-void ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields) {
+size_t ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields) {
   if (!ac_log_enabled(log, level)) {
     json_decref(fields);
-    return;
+    return 0;
   }
   char ts[40];
   ac_clock_rfc3339(ac_clock_wall_ms(), ts, sizeof ts);
@@ -83,11 +83,13 @@ void ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields)
   char *text = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
   json_decref(line);
   if (!text)
-    return;
+    return 0;
+  size_t len = strlen(text);
   pthread_mutex_lock(&log->lock);
-  log->sink(log->ud, level, text, strlen(text));
+  log->sink(log->ud, level, text, len);
   pthread_mutex_unlock(&log->lock);
   free(text);
+  return len;
 }
 
 void ac_logf(ac_logger *log, ac_log_level level, const char *fmt, ...) {

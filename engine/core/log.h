@@ -28,8 +28,8 @@ int ac_log_enabled(const ac_logger *log, ac_log_level level);
 
 /* Writes one line {"ts","level","msg", ...fields}. `fields` is a JSON
  * object or NULL and is consumed (its reference is stolen). Thread-safe.
- * A NULL logger drops the line. */
-void ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields);
+ * A NULL logger drops the line. Returns the line's length (0 if dropped). */
+size_t ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields);
 
 /* printf-style convenience for lines without fields. */
 void ac_logf(ac_logger *log, ac_log_level level, const char *fmt, ...)

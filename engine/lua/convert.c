@@ -81,20 +81,19 @@ static size_t push_path(conv *c, const char *seg, int index) {
   return old;
 }
 
+/* 1 if the table's keys are exactly 1..n (n > 0). *n is the key count, or
+ * -1 when some key is not a positive integer. */
 static int is_array(lua_State *L, int idx, lua_Integer *n) {
   lua_Integer count = 0, max = 0;
+  *n = -1;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    if (!lua_isinteger(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
       lua_pop(L, 1);
       return 0;
     }
     lua_Integer k = lua_tointeger(L, -1);
-    if (k < 1) {
-      lua_pop(L, 1);
-      return 0;
-    }
     if (k > max)
       max = k;
     count++;
@@ -126,7 +125,7 @@ static int table_value(conv *c, int idx, int depth, json_t **out) {
   }
   if (!lua_checkstack(L, 6))
     return fail(c, "%s", "too deep");
-  lua_Integer n = 0;
+  lua_Integer n;
   if (is_array(L, idx, &n) || (n == 0 && c->empty_as_array)) {
     json_t *arr = json_array();
     for (lua_Integer i = 1; i <= n; i++) {

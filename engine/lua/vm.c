@@ -94,6 +94,12 @@ static void deadline_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
 }
 
+int ac_vm_stopping(lua_State *L) {
+  ac_vm *vm = ac_vm_of(L);
+  return vm->in_call &&
+         (vm->memory_exceeded || vm->timed_out || ac_clock_mono_ms() >= vm->deadline_ms);
+}
+
 void ac_vm_checkpoint(lua_State *L) {
   ac_vm *vm = ac_vm_of(L);
   if (!vm->in_call)
@@ -196,15 +202,15 @@ void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, js
     json_decref(fields);
     return;
   }
-  size_t cost = len + 64;
-  if (vm->logged_bytes + cost > AC_LOG_CALL_LIMIT) {
+  /* a line costs its text plus the fixed members; checked before writing
+   * so no single line crosses the cap */
+  if (vm->logged_bytes + len + 128 > AC_LOG_CALL_LIMIT) {
     vm->log_truncated = 1;
     json_decref(fields);
     json_t *f = json_pack("{s:s, s:s?}", "plugin", vm->plugin_id, "namespace", vm->ns);
     ac_log(vm->cfg.log, AC_LOG_WARN, "log truncated", f);
     return;
   }
-  vm->logged_bytes += cost;
   if (!json_is_object(fields)) {
     json_decref(fields);
     fields = json_object();
@@ -213,13 +219,12 @@ void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, js
   if (vm->ns)
     json_object_set_new(fields, "namespace", json_string(vm->ns));
   json_t *m = json_stringn(msg, len);
-  /* plugin text that is not UTF-8 is logged hex-safe rather than dropped */
   if (!m) {
-    ac_log(vm->cfg.log, level, "(message is not valid UTF-8)", fields);
+    vm->logged_bytes += ac_log(vm->cfg.log, level, "(message is not valid UTF-8)", fields);
     return;
   }
-  json_object_set_new(fields, "pluginMsg", m);
-  ac_log(vm->cfg.log, level, json_string_value(m), fields);
+  vm->logged_bytes += ac_log(vm->cfg.log, level, json_string_value(m), fields);
+  json_decref(m);
 }
 
 /* ---- calls ------------------------------------------------------------ */

@@ -81,6 +81,11 @@ int64_t ac_vm_deadline_ms(lua_State *L);
  * that loops (pattern matching, waits) to check in. */
 void ac_vm_checkpoint(lua_State *L);
 
+/* 1 once the running call has timed out or hit the memory cap: plugin
+ * code must not be started any more (an error raised from the hook runs
+ * message handlers with hooks off). */
+int ac_vm_stopping(lua_State *L);
+
 /* Raises a contract failure (outcome kind "contract") with a message. */
 int ac_vm_raise_contract(lua_State *L, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

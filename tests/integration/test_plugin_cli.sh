@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# agentcore plugin run/check as a plugin author uses them: every hostile
+# plugin ends within the timeout plus one second with the expected kind,
+# the process never crashes, and exit codes follow SPEC §10.
+set -u
+BIN="${AC_BINARY:?AC_BINARY must point at the agentcore binary}"
+SRC="${AC_SOURCE_DIR:?}"
+export AGENTCORE_HOOK_TIMEOUT_MS=300 AGENTCORE_LUA_MEMORY_MB=64 AGENTCORE_LOG_LEVEL=error
+fail=0
+pass=0
+check() { # description, condition result
+  if [ "$2" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1"; fi
+}
+
+for f in "$SRC"/tests/lua/hostile/*.lua; do
+  name=$(basename "$f")
+  expect=$(sed -n 's/^-- expect: //p' "$f" | head -1)
+  stage=$(sed -n 's/^-- stage: //p' "$f" | head -1)
+  [ "$stage" = load ] && expect=$( [ "$expect" = contract ] && echo contract || echo "$expect")
+  start=$(date +%s%N)
+  out=$("$BIN" plugin run "$f" --hook onAgentQuery --event '{"text":"x"}' --config '{}' 2>/dev/null)
+  rc=$?
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  # two phases (load, call) each bounded by timeout + 1 s
+  check "$name: finished in ${ms} ms" "$([ "$ms" -le 2600 ] && echo 0 || echo 1)"
+  check "$name: exit code $rc is 0 or 1 (no crash)" "$([ "$rc" -le 1 ] && echo 0 || echo 1)"
+  if [ "$expect" = ok ]; then
+    check "$name: ok output" "$(echo "$out" | grep -q '"ok":true' && echo 0 || echo 1)"
+  else
+    check "$name: kind $expect in $out" "$(echo "$out" | grep -q "\"kind\":\"$expect\"" && echo 0 || echo 1)"
+  fi
+done
+
+# exit codes and output shapes
+good="$SRC/tests/lua/good/full.lua"
+out=$("$BIN" plugin run "$good" --hook onAgentQuery --event '{"text":"hi"}'); rc=$?
+check "good plugin: exit 0" "$rc"
+check "good plugin: result" "$(echo "$out" | grep -q '"title":"echo: hi"' && echo 0 || echo 1)"
+check "good plugin: durationMs" "$(echo "$out" | grep -q '"durationMs":' && echo 0 || echo 1)"
+out=$("$BIN" plugin run "$good" --hook onDocumentReady --event '{"documentId":"d-1"}'); rc=$?
+check "document hook: exit 0 and event shape" "$([ $rc = 0 ] && echo "$out" | grep -q '"seen":"d-1"' && echo 0 || echo 1)"
+"$BIN" plugin run "$good" --hook nope >/dev/null 2>&1; check "unknown hook: exit 2" "$([ $? = 2 ] && echo 0 || echo 1)"
+"$BIN" plugin run "$good" --hook init --event '{bad' >/dev/null 2>&1; check "bad JSON: exit 2" "$([ $? = 2 ] && echo 0 || echo 1)"
+"$BIN" plugin run >/dev/null 2>&1; check "no args: exit 2" "$([ $? = 2 ] && echo 0 || echo 1)"
+out=$("$BIN" plugin run "$SRC/tests/lua/contract/missing_function.lua" --hook onAgentQuery); rc=$?
+check "contract failure: exit 1 kind contract" "$([ $rc = 1 ] && echo "$out" | grep -q '"kind":"contract"' && echo 0 || echo 1)"
+"$BIN" plugin check "$good" >/dev/null; check "check good: exit 0" "$?"
+"$BIN" plugin check "$good" "$SRC/tests/lua/contract/bad_id.lua" >/dev/null; check "check bad: exit 1" "$([ $? = 1 ] && echo 0 || echo 1)"
+out=$("$BIN" plugin check "$good" "$good"); check "check duplicate ids: reported" "$(echo "$out" | grep -q 'already used' && echo 0 || echo 1)"
+for c in "plugin --help" "plugin run --help" "plugin check --help" "version --help" "--help" "version"; do
+  $BIN $c >/dev/null 2>&1; check "$c: exit 0" "$?"
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

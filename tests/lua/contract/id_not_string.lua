@@ -1,0 +1,2 @@
+-- message: field "id" must be a string, got number
+return { id = 42 }

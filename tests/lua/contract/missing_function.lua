@@ -1,0 +1,2 @@
+-- message: capability "approval_hook" needs function "onApprovalCreated", got nil
+return { id = "missing-fn", capabilities = { PluginCapability.ApprovalHook } }

@@ -1,0 +1,2 @@
+-- message: the file must return a table, got string
+return "not a plugin"

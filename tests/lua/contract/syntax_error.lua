@@ -1,0 +1,5 @@
+-- message: syntax_error.lua:4:
+return {
+  id = "syntax-error",
+  name = = "broken",
+}

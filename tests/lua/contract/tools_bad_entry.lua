@@ -1,0 +1,3 @@
+-- message: tools[1].inputSchema must be a table
+return { id = "tools-bad", capabilities = { "tools" },
+  tools = { { name = "lookup", description = "Looks up" } } }
