@@ -1,0 +1,511 @@
+/* registry.c — plugin directories, versions, and pooled states. */
+#include "plugin/registry.h"
+#include "core/clock.h"
+#include "lua/guard.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ac_plugin_handle {
+  int refs; /* guarded by the registry lock */
+  pthread_mutex_t *registry_lock;
+  ac_plugin *plugin;
+  uint64_t serial;
+  pthread_mutex_t pool_lock;
+  ac_vm **idle;
+  int idle_count, idle_max;
+};
+
+/* One plugin file as last seen on disk. */
+typedef struct entry {
+  char *path;
+  int builtin;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+  int seen; /* marked during a scan */
+  ac_plugin_handle *good; /* current good version, or NULL */
+  char *error;            /* last load error, or NULL */
+  char fallback_id[65];   /* shown when no version ever loaded */
+  int64_t loaded_at;      /* wall ms of the good version */
+  struct entry *next;
+} entry;
+
+struct ac_registry {
+  pthread_mutex_t lock;
+  pthread_mutex_t reload_lock; /* one reload at a time */
+  char *builtin_dir;
+  char *custom_dirs;
+  ac_plugin_limits limits;
+  int max_idle;
+  entry *entries; /* built-in entries first, then custom, by name */
+  uint64_t generation;
+  uint64_t next_serial;
+  int ready;
+};
+
+/* ---- handles ------------------------------------------------------------ */
+
+static ac_plugin_handle *handle_new(ac_registry *r, ac_plugin *p) {
+  ac_plugin_handle *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->refs = 1;
+  h->registry_lock = &r->lock;
+  h->plugin = p;
+  h->serial = ++r->next_serial;
+  h->idle_max = r->max_idle;
+  h->idle = calloc((size_t)h->idle_max, sizeof *h->idle);
+  pthread_mutex_init(&h->pool_lock, NULL);
+  ac_vm *vm = ac_plugin_take_state(p);
+  if (vm && h->idle)
+    h->idle[h->idle_count++] = vm;
+  else
+    ac_vm_free(vm);
+  return h;
+}
+
+static void handle_destroy(ac_plugin_handle *h) {
+  for (int i = 0; i < h->idle_count; i++)
+    ac_vm_free(h->idle[i]);
+  free(h->idle);
+  pthread_mutex_destroy(&h->pool_lock);
+  ac_plugin_free(h->plugin);
+  free(h);
+}
+
+void ac_plugin_handle_release(ac_plugin_handle *h) {
+  if (!h)
+    return;
+  pthread_mutex_lock(h->registry_lock);
+  int last = --h->refs == 0;
+  pthread_mutex_unlock(h->registry_lock);
+  if (last)
+    handle_destroy(h);
+}
+
+const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h) {
+  return ac_plugin_get_info(h->plugin);
+}
+
+uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h) { return h->serial; }
+
+static ac_vm *pool_take(ac_plugin_handle *h, ac_outcome *out) {
+  pthread_mutex_lock(&h->pool_lock);
+  ac_vm *vm = h->idle_count ? h->idle[--h->idle_count] : NULL;
+  pthread_mutex_unlock(&h->pool_lock);
+  if (!vm && ac_plugin_new_state(h->plugin, &vm, out) != AC_OK)
+    return NULL;
+  return vm;
+}
+
+static void pool_give(ac_plugin_handle *h, ac_vm *vm) {
+  if (!ac_vm_usable(vm)) {
+    ac_vm_free(vm);
+    return;
+  }
+  pthread_mutex_lock(&h->pool_lock);
+  if (h->idle_count < h->idle_max) {
+    h->idle[h->idle_count++] = vm;
+    vm = NULL;
+  }
+  pthread_mutex_unlock(&h->pool_lock);
+  ac_vm_free(vm);
+}
+
+/* A guarded call owns copies of everything it reads, so an abandoned
+ * thread never touches the caller's memory. */
+typedef struct guarded_call {
+  ac_plugin_handle *h;
+  char hook[32];
+  json_t *arg;
+  ac_call_context ctx;
+  char *ns, *dept, *plugin_id;
+  json_t *config, *secrets;
+  json_t *result;
+  ac_outcome out;
+} guarded_call;
+
+static void guarded_run(void *p) {
+  guarded_call *g = p;
+  ac_vm *vm = pool_take(g->h, &g->out);
+  if (!vm)
+    return;
+  ac_plugin_call(vm, g->hook, g->arg, &g->ctx, &g->result, &g->out);
+  pool_give(g->h, vm);
+}
+
+static void guarded_free(void *p) {
+  guarded_call *g = p;
+  ac_plugin_handle_release(g->h);
+  json_decref(g->arg);
+  json_decref(g->config);
+  json_decref(g->secrets);
+  json_decref(g->result);
+  free(g->ns);
+  free(g->dept);
+  free(g->plugin_id);
+  free(g);
+}
+
+void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *arg,
+                           const ac_call_context *ctx, int64_t guard_wait_ms, json_t **result,
+                           ac_outcome *out) {
+  if (result)
+    *result = NULL;
+  if (guard_wait_ms <= 0) {
+    ac_vm *vm = pool_take(h, out);
+    if (!vm)
+      return;
+    ac_plugin_call(vm, hook, arg, ctx, result, out);
+    pool_give(h, vm);
+    return;
+  }
+  guarded_call *g = calloc(1, sizeof *g);
+  if (!g) {
+    memset(out, 0, sizeof *out);
+    out->kind = AC_OUTCOME_ERROR;
+    snprintf(out->message, sizeof out->message, "out of memory");
+    return;
+  }
+  pthread_mutex_lock(h->registry_lock);
+  h->refs++;
+  pthread_mutex_unlock(h->registry_lock);
+  g->h = h;
+  snprintf(g->hook, sizeof g->hook, "%s", hook);
+  g->arg = arg ? json_deep_copy(arg) : NULL;
+  g->ctx = *ctx;
+  g->ns = ctx->namespace_id ? strdup(ctx->namespace_id) : NULL;
+  g->dept = ctx->department_id ? strdup(ctx->department_id) : NULL;
+  g->plugin_id = ctx->plugin_id ? strdup(ctx->plugin_id) : NULL;
+  g->config = ctx->config ? json_deep_copy(ctx->config) : NULL;
+  g->secrets = ctx->secrets ? json_deep_copy(ctx->secrets) : NULL;
+  g->ctx.namespace_id = g->ns;
+  g->ctx.department_id = g->dept;
+  g->ctx.plugin_id = g->plugin_id;
+  g->ctx.config = g->config;
+  g->ctx.secrets = g->secrets;
+  g->out.kind = AC_OUTCOME_ERROR;
+  int64_t start = ac_clock_mono_ms();
+  ac_guard_job job = {guarded_run, guarded_free, g};
+  int rc = ac_guard_run(&job, start + guard_wait_ms);
+  if (rc == AC_OK) {
+    *out = g->out;
+    if (result) {
+      *result = g->result;
+      g->result = NULL;
+    }
+    guarded_free(g);
+    return;
+  }
+  memset(out, 0, sizeof *out);
+  out->retry_delay_s = -1;
+  out->duration_ms = ac_clock_mono_ms() - start;
+  if (rc == AC_ERR_TIMEOUT) {
+    out->kind = AC_OUTCOME_TIMEOUT;
+    snprintf(out->message, sizeof out->message,
+             "timeout: call exceeded its time (stuck in a C function; abandoned)");
+    return; /* g now belongs to the abandoned thread */
+  }
+  out->kind = AC_OUTCOME_ERROR;
+  snprintf(out->message, sizeof out->message, "%s",
+           rc == AC_ERR_BUSY ? "busy: too many calls are stuck in C functions"
+                             : "out of memory starting a call");
+  guarded_free(g);
+}
+
+/* ---- scanning ------------------------------------------------------------ */
+
+int ac_registry_new(const ac_registry_config *cfg, ac_registry **out, ac_err *err) {
+  *out = NULL;
+  ac_registry *r = calloc(1, sizeof *r);
+  if (!r)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_mutex_init(&r->reload_lock, NULL);
+  r->builtin_dir = strdup(cfg->builtin_dir ? cfg->builtin_dir : "");
+  r->custom_dirs = strdup(cfg->custom_dirs ? cfg->custom_dirs : "");
+  r->limits = cfg->limits;
+  r->max_idle = cfg->max_idle_states > 0 ? cfg->max_idle_states : 8;
+  *out = r;
+  return AC_OK;
+}
+
+static void entry_free(entry *e) {
+  ac_plugin_handle_release(e->good);
+  free(e->path);
+  free(e->error);
+  free(e);
+}
+
+void ac_registry_free(ac_registry *r) {
+  if (!r)
+    return;
+  for (entry *e = r->entries, *next; e; e = next) {
+    next = e->next;
+    entry_free(e);
+  }
+  free(r->builtin_dir);
+  free(r->custom_dirs);
+  pthread_mutex_destroy(&r->lock);
+  pthread_mutex_destroy(&r->reload_lock);
+  free(r);
+}
+
+static entry *find_entry(ac_registry *r, const char *path) {
+  for (entry *e = r->entries; e; e = e->next)
+    if (strcmp(e->path, path) == 0)
+      return e;
+  return NULL;
+}
+
+/* The entry currently serving id (a good version), other than self. */
+static entry *owner_of(ac_registry *r, const char *id, const entry *self) {
+  for (entry *e = r->entries; e; e = e->next)
+    if (e != self && e->good && strcmp(ac_plugin_handle_info(e->good)->id, id) == 0)
+      return e;
+  return NULL;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lua files of dir, sorted, as full paths. */
+static int list_dir(const char *dir, char ***out) {
+  *out = NULL;
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  int n = 0, cap = 0;
+  char **names = NULL;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t len = strlen(de->d_name);
+    if (len < 5 || de->d_name[0] == '.' || strcmp(de->d_name + len - 4, ".lua") != 0)
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **grown = realloc(names, (size_t)cap * sizeof *names);
+      if (!grown)
+        break;
+      names = grown;
+    }
+    size_t size = strlen(dir) + len + 2;
+    names[n] = malloc(size);
+    if (!names[n])
+      break;
+    snprintf(names[n], size, "%s/%s", dir, de->d_name);
+    n++;
+  }
+  closedir(d);
+  qsort(names, (size_t)n, sizeof *names, cmp_names);
+  *out = names;
+  return n;
+}
+
+static void set_error(entry *e, const char *msg) {
+  free(e->error);
+  e->error = msg ? strdup(msg) : NULL;
+}
+
+/* Loads one file if it is new or changed. Returns 1 if the entry changed. */
+static int scan_file(ac_registry *r, const char *path, int builtin) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return 0;
+  pthread_mutex_lock(&r->lock);
+  entry *e = find_entry(r, path);
+  if (e) {
+    e->seen = 1;
+    int same = e->dev == st.st_dev && e->ino == st.st_ino && e->size == st.st_size &&
+               e->mtime.tv_sec == st.st_mtim.tv_sec && e->mtime.tv_nsec == st.st_mtim.tv_nsec;
+    pthread_mutex_unlock(&r->lock);
+    if (same)
+      return 0;
+  } else {
+    pthread_mutex_unlock(&r->lock);
+  }
+
+  /* loading runs plugin code: outside the lock */
+  ac_plugin *p = NULL;
+  ac_outcome out;
+  ac_plugin_load(path, &r->limits, &p, &out);
+
+  pthread_mutex_lock(&r->lock);
+  if (!e) {
+    e = calloc(1, sizeof *e);
+    e->path = strdup(path);
+    e->builtin = builtin;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(e->fallback_id, sizeof e->fallback_id, "%.*s", (int)(strlen(base) - 4), base);
+    e->seen = 1;
+    entry **tail = &r->entries;
+    while (*tail)
+      tail = &(*tail)->next;
+    *tail = e;
+  }
+  e->dev = st.st_dev;
+  e->ino = st.st_ino;
+  e->size = st.st_size;
+  e->mtime = st.st_mtim;
+  ac_plugin_handle *old = NULL;
+  if (!p) {
+    set_error(e, out.message); /* the last good version, if any, keeps serving */
+  } else {
+    const char *id = ac_plugin_get_info(p)->id;
+    entry *owner = owner_of(r, id, e);
+    if (owner) {
+      char msg[1200];
+      snprintf(msg, sizeof msg, "id \"%s\" is already used by %s", id, owner->path);
+      set_error(e, msg);
+      snprintf(e->fallback_id, sizeof e->fallback_id, "%s", id);
+      ac_plugin_free(p);
+    } else {
+      old = e->good;
+      e->good = handle_new(r, p);
+      e->loaded_at = ac_clock_wall_ms();
+      set_error(e, NULL);
+    }
+  }
+  r->generation++;
+  pthread_mutex_unlock(&r->lock);
+  ac_plugin_handle_release(old);
+  return 1;
+}
+
+static int scan_dir(ac_registry *r, const char *dir, int builtin) {
+  char **paths;
+  int n = list_dir(dir, &paths);
+  int changed = 0;
+  for (int i = 0; i < n; i++) {
+    changed += scan_file(r, paths[i], builtin);
+    free(paths[i]);
+  }
+  free(paths);
+  return changed;
+}
+
+int ac_registry_reload(ac_registry *r) {
+  pthread_mutex_lock(&r->reload_lock);
+  pthread_mutex_lock(&r->lock);
+  for (entry *e = r->entries; e; e = e->next)
+    e->seen = 0;
+  pthread_mutex_unlock(&r->lock);
+
+  int changed = scan_dir(r, r->builtin_dir, 1);
+  char *dirs = strdup(r->custom_dirs);
+  for (char *save = NULL, *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d;
+       d = strtok_r(NULL, ":", &save))
+    if (*d && strcmp(d, r->builtin_dir) != 0)
+      changed += scan_dir(r, d, 0);
+  free(dirs);
+
+  /* files that are gone disappear; entries that failed because another file
+   * held their id are retried once that file is gone */
+  pthread_mutex_lock(&r->lock);
+  entry **link = &r->entries;
+  entry *dropped = NULL;
+  while (*link) {
+    entry *e = *link;
+    if (!e->seen) {
+      *link = e->next;
+      e->next = dropped;
+      dropped = e;
+      changed++;
+      r->generation++;
+    } else {
+      link = &e->next;
+    }
+  }
+  int builtin_ok = 1;
+  for (entry *e = r->entries; e; e = e->next)
+    if (e->builtin && !e->good)
+      builtin_ok = 0;
+  r->ready = builtin_ok;
+  entry *retry = NULL;
+  for (entry *e = r->entries; e; e = e->next)
+    if (!e->good && e->error && strstr(e->error, "is already used by"))
+      e->size = -1, retry = e; /* forces a reload on the next scan */
+  pthread_mutex_unlock(&r->lock);
+  while (dropped) {
+    entry *next = dropped->next;
+    entry_free(dropped);
+    dropped = next;
+  }
+  if (retry && changed)
+    changed += scan_dir(r, r->builtin_dir, 1) * 0; /* built-ins never conflict */
+  pthread_mutex_unlock(&r->reload_lock);
+  return changed;
+}
+
+uint64_t ac_registry_generation(ac_registry *r) {
+  pthread_mutex_lock(&r->lock);
+  uint64_t g = r->generation;
+  pthread_mutex_unlock(&r->lock);
+  return g;
+}
+
+int ac_registry_ready(ac_registry *r) {
+  pthread_mutex_lock(&r->lock);
+  int ready = r->ready;
+  pthread_mutex_unlock(&r->lock);
+  return ready;
+}
+
+ac_plugin_handle *ac_registry_acquire(ac_registry *r, const char *id) {
+  ac_plugin_handle *h = NULL;
+  pthread_mutex_lock(&r->lock);
+  entry *e = owner_of(r, id, NULL);
+  if (e) {
+    h = e->good;
+    h->refs++;
+  }
+  pthread_mutex_unlock(&r->lock);
+  return h;
+}
+
+static json_t *catalog_entry(const entry *e) {
+  json_t *o = json_object();
+  char ts[40];
+  if (e->good) {
+    const ac_plugin_info *info = ac_plugin_handle_info(e->good);
+    ac_clock_rfc3339(e->loaded_at, ts, sizeof ts);
+    json_object_set_new(o, "id", json_string(info->id));
+    json_object_set_new(o, "name", json_string(info->name));
+    json_object_set_new(o, "category", json_string(info->category));
+    json_object_set_new(o, "version", info->version ? json_string(info->version) : json_null());
+    json_object_set(o, "capabilities", info->capabilities);
+    json_object_set_new(o, "configSchema", ac_schema_export(info->schema));
+    json_object_set(o, "tools", info->tools);
+    json_object_set_new(o, "loadedAt", json_string(ts));
+  } else {
+    json_object_set_new(o, "id", json_string(e->fallback_id));
+    json_object_set_new(o, "name", json_string(e->fallback_id));
+    json_object_set_new(o, "category", json_string("unknown"));
+    json_object_set_new(o, "version", json_null());
+    json_object_set_new(o, "capabilities", json_array());
+    json_object_set_new(o, "configSchema", json_object());
+    json_object_set_new(o, "tools", json_array());
+    json_object_set_new(o, "loadedAt", json_null());
+  }
+  json_object_set_new(o, "source", json_string(e->builtin ? "builtin" : "custom"));
+  json_object_set_new(o, "status", json_string(e->error ? "error" : "ready"));
+  json_object_set_new(o, "error", e->error ? json_string(e->error) : json_null());
+  return o;
+}
+
+json_t *ac_registry_catalog(ac_registry *r) {
+  json_t *list = json_array();
+  pthread_mutex_lock(&r->lock);
+  for (entry *e = r->entries; e; e = e->next)
+    json_array_append_new(list, catalog_entry(e));
+  pthread_mutex_unlock(&r->lock);
+  return list;
+}

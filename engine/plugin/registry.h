@@ -1,0 +1,68 @@
+/* registry.h — every plugin the engine knows: the built-in directory and the
+ * custom ones, their current good versions, load errors, and a pool of
+ * ready states per version. Thread-safe. */
+#ifndef AC_PLUGIN_REGISTRY_H
+#define AC_PLUGIN_REGISTRY_H
+
+#include "core/err.h"
+#include "plugin/plugin.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct ac_registry ac_registry;
+
+/* One loaded version of a plugin, shared by reference: calls in flight keep
+ * the version they started with after a reload replaces it. */
+typedef struct ac_plugin_handle ac_plugin_handle;
+
+typedef struct ac_registry_config {
+  const char *builtin_dir;  /* always loaded first; its ids win */
+  const char *custom_dirs;  /* colon-separated, may be NULL or "" */
+  ac_plugin_limits limits;  /* for every state of every plugin */
+  int max_idle_states;      /* ready states kept per version (default 8) */
+} ac_registry_config;
+
+/* Creates an empty registry (call ac_registry_reload to load). Strings in
+ * cfg are copied. Caller frees. */
+int ac_registry_new(const ac_registry_config *cfg, ac_registry **out, ac_err *err);
+void ac_registry_free(ac_registry *r);
+
+/* Re-reads every plugin directory: new files load, changed files load into
+ * a fresh state and replace their version only if they pass the contract
+ * (otherwise the last good version keeps serving and the entry shows the
+ * error), deleted files disappear. Unchanged files (same inode, size and
+ * modification time) are not reloaded. Returns how many entries changed. */
+int ac_registry_reload(ac_registry *r);
+
+/* Generation counter, bumped by every reload that changed something. */
+uint64_t ac_registry_generation(ac_registry *r);
+
+/* The catalog as GET /api/v1/plugins lists it: an array of
+ * {"id","name","category","version","capabilities","configSchema","tools",
+ * "source","status","error","loadedAt"}. Caller decrefs. */
+json_t *ac_registry_catalog(ac_registry *r);
+
+/* 1 once a reload has run and the built-in directory loaded cleanly. */
+int ac_registry_ready(ac_registry *r);
+
+/* The current good version of plugin id, referenced (release it), or NULL
+ * when no such plugin has a good version. */
+ac_plugin_handle *ac_registry_acquire(ac_registry *r, const char *id);
+void ac_plugin_handle_release(ac_plugin_handle *h);
+
+const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h);
+
+/* A number that changes whenever the plugin's code is replaced. */
+uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h);
+
+/* Calls a hook on a pooled state of this version (see ac_plugin_call). A
+ * state that timed out or ran out of memory is discarded. With
+ * guard_wait_ms > 0 the call runs on a guard thread and the caller is
+ * released after that long even if the plugin is stuck in C code (outcome
+ * timeout); the abandoned thread frees what it used. */
+void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *arg,
+                           const ac_call_context *ctx, int64_t guard_wait_ms, json_t **result,
+                           ac_outcome *out);
+
+#endif
