@@ -33,7 +33,10 @@ static int cmd_version(int argc, char **argv) {
 }
 
 static const command commands[] = {
+    {"serve", ac_cmd_serve},
+    {"migrate", ac_cmd_migrate},
     {"plugin", ac_cmd_plugin},
+    {"schema", ac_cmd_schema},
     {"token", ac_cmd_token},
     {"version", cmd_version},
 };

@@ -1,0 +1,109 @@
+/* router.c — matching paths to routes; authentication and permissions
+ * happen here once, so handlers only see authorised requests. */
+#include "api/router.h"
+#include "app/app.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_SEGMENTS 16
+
+/* Splits a "/a/b/c" string into segments in place. Returns the count or -1
+ * (not absolute, an empty segment, too many). */
+static int split(char *s, char *seg[MAX_SEGMENTS]) {
+  if (*s != '/')
+    return -1;
+  int n = 0;
+  while (*s == '/') {
+    *s++ = '\0';
+    if (n == MAX_SEGMENTS || *s == '\0' || *s == '/')
+      return -1;
+    seg[n++] = s;
+    while (*s && *s != '/')
+      s++;
+  }
+  return n;
+}
+
+/* Matches path against pattern, capturing ":name" segments into req. */
+static int match(const char *pattern, const char *path, ac_request *req, char *scratch,
+                 size_t size) {
+  size_t plen = strlen(pattern), slen = strlen(path);
+  if (plen + slen + 2 > size)
+    return 0;
+  char *pcopy = scratch, *scopy = scratch + plen + 1;
+  memcpy(pcopy, pattern, plen + 1);
+  memcpy(scopy, path, slen + 1);
+  char *pseg[MAX_SEGMENTS], *sseg[MAX_SEGMENTS];
+  int pn = split(pcopy, pseg), sn = split(scopy, sseg);
+  if (pn < 0 || pn != sn)
+    return 0;
+  int nparam = 0;
+  const char *params[AC_API_MAX_PARAMS] = {0};
+  for (int i = 0; i < pn; i++) {
+    if (pseg[i][0] == ':') {
+      if (nparam == AC_API_MAX_PARAMS)
+        return 0;
+      params[nparam++] = sseg[i];
+    } else if (strcmp(pseg[i], sseg[i]) != 0) {
+      return 0;
+    }
+  }
+  memcpy(req->params, params, sizeof params);
+  return 1;
+}
+
+const ac_route *ac_router_match(const ac_route *routes, ac_request *req, char *scratch,
+                                size_t scratch_size, int *status) {
+  int path_known = 0;
+  for (const ac_route *r = routes; r->fn; r++) {
+    if (!match(r->pattern, req->path, req, scratch, scratch_size))
+      continue;
+    if (strcmp(r->method, req->method) == 0) {
+      req->route = r->pattern;
+      return r;
+    }
+    path_known = 1;
+  }
+  *status = path_known ? 405 : 404;
+  return NULL;
+}
+
+void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
+  char scratch[2048];
+  int status = 404;
+  const ac_route *route = ac_router_match(ac_routes, req, scratch, sizeof scratch, &status);
+  if (!route) {
+    req->route = status == 405 ? req->path : "unmatched";
+    ac_respond_problem(res, status, status == 405 ? "method not allowed on this resource"
+                                                  : "no such resource", NULL);
+    return;
+  }
+  if (route->auth == AC_ROUTE_TOKEN) {
+    const char *auth = req->authorization;
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+      ac_respond_problem(res, 401, "a bearer token is required", NULL);
+      return;
+    }
+    ac_err err = {0};
+    int rc = ac_jwt_authenticate(ac_app_jwt(app), auth + 7, &req->principal, &err);
+    if (rc == AC_ERR_DENIED) {
+      ac_respond_problem(res, 401, err.msg, NULL);
+      return;
+    }
+    if (rc != AC_OK) {
+      ac_respond_problem(res, 500, "could not check the token", NULL);
+      return;
+    }
+    if (route->any_perm && !(req->principal.permissions & route->any_perm)) {
+      ac_respond_problem(res, 403, "the token lacks the permission this route needs", NULL);
+      return;
+    }
+    if (route->needs_global && !req->principal.global) {
+      ac_respond_problem(res, 403, "this route needs a global token", NULL);
+      return;
+    }
+  }
+  route->fn(app, req, res);
+}

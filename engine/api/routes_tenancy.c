@@ -1,0 +1,147 @@
+/* routes_tenancy.c — departments and namespaces (SPEC §6 "Tenancy"). */
+#include "api/routes.h"
+#include "app/app.h"
+#include "db/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int ac_valid_tenancy_id(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n < 1 || n > 128)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != ':' && c != '-')))
+      return 0;
+  }
+  return 1;
+}
+
+void ac_respond_store_error(ac_response *res, int rc, const ac_err *err) {
+  switch (rc) {
+  case AC_ERR_NOTFOUND:
+    ac_respond_problem(res, 404, err->msg, NULL);
+    break;
+  case AC_ERR_CONFLICT:
+    ac_respond_problem(res, 409, err->msg, NULL);
+    break;
+  case AC_ERR_INVALID:
+    ac_respond_problem(res, 400, err->msg, NULL);
+    break;
+  case AC_ERR_DB:
+    ac_respond_problem(res, 503, "the database is unavailable; try again", NULL);
+    snprintf(res->retry_after, sizeof res->retry_after, "1");
+    break;
+  default:
+    ac_respond_problem(res, 500, "internal error", NULL);
+  }
+}
+
+/* Reads {"id"?, "name", <ref>?} from the body; answers 400 on bad shapes. */
+static int read_item(const ac_request *req, ac_response *res, const char *ref, int ref_required,
+                     json_t **doc, const char **id, const char **name, const char **ref_value) {
+  *doc = ac_request_json(req, res);
+  if (!*doc)
+    return 0;
+  json_t *jid = json_object_get(*doc, "id"), *jname = json_object_get(*doc, "name"),
+         *jref = json_object_get(*doc, ref);
+  const char *detail = NULL;
+  if (jid && !json_is_null(jid) && !ac_valid_tenancy_id(json_string_value(jid)))
+    detail = "id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
+  else if (!json_is_string(jname) || json_string_length(jname) == 0 ||
+           json_string_length(jname) > 200)
+    detail = "name must be a string of 1 to 200 characters";
+  else if (jref && !json_is_null(jref) && !ac_valid_tenancy_id(json_string_value(jref)))
+    detail = strcmp(ref, "parentId") == 0 ? "parentId must be a department id"
+                                          : "departmentId must be a department id";
+  else if (ref_required && (!jref || json_is_null(jref)))
+    detail = "departmentId is required";
+  if (detail) {
+    ac_respond_problem(res, 400, detail, NULL);
+    json_decref(*doc);
+    return 0;
+  }
+  *id = json_string_value(jid);
+  *name = json_string_value(jname);
+  *ref_value = json_string_value(jref);
+  return 1;
+}
+
+void ac_route_departments_list(ac_app *app, ac_request *req, ac_response *res) {
+  PGconn *db = ac_app_db(app, res);
+  if (!db)
+    return;
+  json_t *list = NULL;
+  ac_err err = {0};
+  int rc = ac_store_departments_list(db, &req->principal, &list, &err);
+  ac_app_db_done(app, db);
+  if (rc)
+    return ac_respond_store_error(res, rc, &err);
+  ac_respond_json(res, 200, json_pack("{s:o}", "departments", list));
+}
+
+void ac_route_departments_create(ac_app *app, ac_request *req, ac_response *res) {
+  json_t *doc;
+  const char *id, *name, *parent;
+  if (!read_item(req, res, "parentId", 0, &doc, &id, &name, &parent))
+    return;
+  PGconn *db = ac_app_db(app, res);
+  if (db) {
+    json_t *item = NULL;
+    ac_err err = {0};
+    int rc = ac_store_department_create(db, id, name, parent, &item, &err);
+    ac_app_db_done(app, db);
+    if (rc)
+      ac_respond_store_error(res, rc, &err);
+    else
+      ac_respond_json(res, 201, item);
+  }
+  json_decref(doc);
+}
+
+void ac_route_namespaces_list(ac_app *app, ac_request *req, ac_response *res) {
+  PGconn *db = ac_app_db(app, res);
+  if (!db)
+    return;
+  json_t *list = NULL;
+  ac_err err = {0};
+  int rc = ac_store_namespaces_list(db, &req->principal, &list, &err);
+  ac_app_db_done(app, db);
+  if (rc)
+    return ac_respond_store_error(res, rc, &err);
+  ac_respond_json(res, 200, json_pack("{s:o}", "namespaces", list));
+}
+
+void ac_route_namespaces_create(ac_app *app, ac_request *req, ac_response *res) {
+  json_t *doc;
+  const char *id, *name, *dept;
+  if (!read_item(req, res, "departmentId", 1, &doc, &id, &name, &dept))
+    return;
+  PGconn *db = ac_app_db(app, res);
+  if (db) {
+    json_t *item = NULL;
+    ac_err err = {0};
+    int rc = ac_store_namespace_create(db, &req->principal, id, name, dept, &item, &err);
+    ac_app_db_done(app, db);
+    if (rc)
+      ac_respond_store_error(res, rc, &err);
+    else
+      ac_respond_json(res, 201, item);
+  }
+  json_decref(doc);
+}
+
+void ac_route_namespace_get(ac_app *app, ac_request *req, ac_response *res) {
+  PGconn *db = ac_app_db(app, res);
+  if (!db)
+    return;
+  json_t *item = NULL;
+  ac_err err = {0};
+  int rc = ac_store_namespace_get(db, &req->principal, req->params[0], &item, &err);
+  ac_app_db_done(app, db);
+  if (rc)
+    return ac_respond_store_error(res, rc, &err);
+  ac_respond_json(res, 200, item);
+}

@@ -1,0 +1,185 @@
+/* app.c — wiring the service together and the database connection pool. */
+#include "app/app.h"
+#include "api/http.h"
+#include "db/migrate.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_MAX 32
+
+struct ac_app {
+  ac_config cfg;
+  ac_logger *log;
+  ac_jwt_verifier *jwt;
+  ac_registry *registry;
+  ac_metrics *metrics;
+
+  pthread_mutex_t pool_lock;
+  pthread_cond_t pool_cv;
+  PGconn *idle[POOL_MAX];
+  int idle_count;
+  int open_count;
+  int pool_size;
+};
+
+/* ---- connections ------------------------------------------------------------ */
+
+static PGconn *connect_db(ac_app *app) {
+  PGconn *c = PQconnectdb(app->cfg.database_url);
+  if (PQstatus(c) != CONNECTION_OK) {
+    ac_logf(app->log, AC_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
+  }
+  return c;
+}
+
+PGconn *ac_app_db(ac_app *app, ac_response *res) {
+  pthread_mutex_lock(&app->pool_lock);
+  while (app->idle_count == 0 && app->open_count >= app->pool_size)
+    pthread_cond_wait(&app->pool_cv, &app->pool_lock);
+  PGconn *c = app->idle_count ? app->idle[--app->idle_count] : NULL;
+  if (!c)
+    app->open_count++;
+  pthread_mutex_unlock(&app->pool_lock);
+  /* a connection broken by a database restart is replaced here */
+  if (c && PQstatus(c) != CONNECTION_OK) {
+    PQfinish(c);
+    c = NULL;
+  }
+  if (!c)
+    c = connect_db(app);
+  if (!c) {
+    pthread_mutex_lock(&app->pool_lock);
+    app->open_count--;
+    pthread_cond_signal(&app->pool_cv);
+    pthread_mutex_unlock(&app->pool_lock);
+    if (res) {
+      ac_respond_problem(res, 503, "the database is unavailable; try again", NULL);
+      snprintf(res->retry_after, sizeof res->retry_after, "1");
+    }
+  }
+  return c;
+}
+
+void ac_app_db_done(ac_app *app, PGconn *db) {
+  if (!db)
+    return;
+  pthread_mutex_lock(&app->pool_lock);
+  if (PQstatus(db) == CONNECTION_OK && PQtransactionStatus(db) == PQTRANS_IDLE &&
+      app->idle_count < POOL_MAX) {
+    app->idle[app->idle_count++] = db;
+    db = NULL;
+  } else {
+    app->open_count--;
+  }
+  pthread_cond_signal(&app->pool_cv);
+  pthread_mutex_unlock(&app->pool_lock);
+  PQfinish(db);
+}
+
+int ac_app_ready(ac_app *app) {
+  if (!ac_registry_ready(app->registry))
+    return 0;
+  PGconn *db = ac_app_db(app, NULL);
+  if (!db)
+    return 0;
+  PGresult *r = PQexec(db, "SELECT 1");
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  ac_app_db_done(app, db);
+  return ok;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static void describe_metrics(ac_metrics *m) {
+  ac_metrics_describe(m, "agentcore_api_requests_total", "counter", "API requests by route and status.");
+  ac_metrics_describe(m, "agentcore_api_request_duration_seconds", "histogram", "API request latency.");
+  ac_metrics_describe(m, "agentcore_hook_calls_total", "counter", "Plugin hook calls by plugin, hook and outcome.");
+  ac_metrics_describe(m, "agentcore_hook_duration_seconds", "histogram", "Plugin hook call duration.");
+  ac_metrics_describe(m, "agentcore_http_calls_total", "counter", "Outbound HTTP calls by plugin and outcome.");
+  ac_metrics_describe(m, "agentcore_http_rate_limit_waits_total", "counter", "Rate-limit waits and refusals by plugin.");
+  ac_metrics_describe(m, "agentcore_events_queued", "gauge", "Event runs waiting to be dispatched.");
+  ac_metrics_describe(m, "agentcore_events_running", "gauge", "Event runs being dispatched.");
+}
+
+int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) {
+  *out = NULL;
+  if (!cfg->database_url[0])
+    return ac_err_set(err, AC_ERR_INVALID, "AGENTCORE_DATABASE_URL is not set");
+  ac_app *app = calloc(1, sizeof *app);
+  if (!app)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  app->cfg = *cfg;
+  app->log = log;
+  app->pool_size = cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX;
+  pthread_mutex_init(&app->pool_lock, NULL);
+  pthread_cond_init(&app->pool_cv, NULL);
+  app->metrics = ac_metrics_new();
+  describe_metrics(app->metrics);
+
+  int rc = ac_jwt_verifier_from_config(cfg, &app->jwt, err);
+  if (rc == AC_OK) {
+    PGconn *db = ac_app_db(app, NULL);
+    if (!db) {
+      rc = ac_err_set(err, AC_ERR_DB, "cannot connect to the database (AGENTCORE_DATABASE_URL)");
+    } else {
+      const char *dir = getenv("AGENTCORE_MIGRATIONS_DIR");
+      rc = ac_db_migrate(db, dir && *dir ? dir : AC_SOURCE_DIR "/migrations", log, NULL, err);
+      ac_app_db_done(app, db);
+    }
+  }
+  if (rc == AC_OK) {
+    ac_registry_config rcfg = {cfg->builtin_plugin_dir, cfg->plugin_dirs,
+                               {cfg->hook_timeout_ms, (size_t)cfg->lua_memory_mb << 20, log}, 8};
+    rc = ac_registry_new(&rcfg, &app->registry, err);
+  }
+  if (rc) {
+    ac_app_free(app);
+    return rc;
+  }
+  ac_registry_reload(app->registry);
+  *out = app;
+  return AC_OK;
+}
+
+void ac_app_free(ac_app *app) {
+  if (!app)
+    return;
+  ac_registry_free(app->registry);
+  ac_jwt_verifier_free(app->jwt);
+  ac_metrics_free(app->metrics);
+  for (int i = 0; i < app->idle_count; i++)
+    PQfinish(app->idle[i]);
+  pthread_mutex_destroy(&app->pool_lock);
+  pthread_cond_destroy(&app->pool_cv);
+  free(app);
+}
+
+const ac_config *ac_app_config(const ac_app *app) { return &app->cfg; }
+ac_logger *ac_app_log(ac_app *app) { return app->log; }
+const ac_jwt_verifier *ac_app_jwt(ac_app *app) { return app->jwt; }
+ac_registry *ac_app_registry(ac_app *app) { return app->registry; }
+ac_metrics *ac_app_metrics(ac_app *app) { return app->metrics; }
+
+void ac_app_count_request(ac_app *app, const char *method, const char *route, int status) {
+  char labels[512] = "", code[8];
+  snprintf(code, sizeof code, "%d", status);
+  ac_metrics_label(labels, sizeof labels, "method", method);
+  ac_metrics_label(labels, sizeof labels, "route", route);
+  ac_metrics_label(labels, sizeof labels, "status", code);
+  ac_metrics_add(app->metrics, "agentcore_api_requests_total", labels, 1);
+}
+
+void ac_app_observe_request(ac_app *app, double seconds) {
+  ac_metrics_observe(app->metrics, "agentcore_api_request_duration_seconds", "", seconds);
+}
+
+void ac_app_config_changed(ac_app *app, const char *ns) {
+  (void)app;
+  (void)ns; /* the config cache arrives with the dispatcher */
+}

@@ -1,0 +1,47 @@
+/* app.h — the running service: configuration, logger, database, plugin
+ * registry, token verifier, metrics and dispatcher, created by `serve` and
+ * shared (read-only or internally locked) by every request thread. */
+#ifndef AC_APP_APP_H
+#define AC_APP_APP_H
+
+#include "auth/jwt.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "plugin/registry.h"
+
+#include <libpq-fe.h>
+
+typedef struct ac_app ac_app;
+typedef struct ac_response ac_response;
+
+/* Builds the service from cfg: verifier (bad token settings fail here with
+ * a line naming the variable), database connections and migrations,
+ * plugin registry. *out: caller frees. */
+int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err);
+void ac_app_free(ac_app *app);
+
+const ac_config *ac_app_config(const ac_app *app);
+ac_logger *ac_app_log(ac_app *app);
+const ac_jwt_verifier *ac_app_jwt(ac_app *app);
+ac_registry *ac_app_registry(ac_app *app);
+ac_metrics *ac_app_metrics(ac_app *app);
+
+/* A database connection for this request, or NULL after answering 503
+ * (the database is unreachable). Give it back with ac_app_db_done; pass
+ * broken = 1 when a statement failed on the connection itself. */
+PGconn *ac_app_db(ac_app *app, ac_response *res);
+void ac_app_db_done(ac_app *app, PGconn *db);
+
+/* 1 when the database answers and the built-in plugins are loaded. */
+int ac_app_ready(ac_app *app);
+
+/* Metrics of the API layer. */
+void ac_app_count_request(ac_app *app, const char *method, const char *route, int status);
+void ac_app_observe_request(ac_app *app, double seconds);
+
+/* Tells the config cache that a namespace's plugins changed (after a
+ * write through this instance; other instances learn it by NOTIFY). */
+void ac_app_config_changed(ac_app *app, const char *ns);
+
+#endif

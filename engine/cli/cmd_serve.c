@@ -1,0 +1,125 @@
+/* cmd_serve.c — `agentcore serve` and `agentcore migrate`. */
+#include "api/server.h"
+#include "app/app.h"
+#include "cli/commands.h"
+#include "db/migrate.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char serve_usage[] =
+    "usage: agentcore serve\n"
+    "Serves the REST API on AGENTCORE_LISTEN (127.0.0.1:8080) with the database\n"
+    "at AGENTCORE_DATABASE_URL, applying migrations first. SIGHUP reloads the\n"
+    "plugin directories; SIGINT or SIGTERM stops.\n";
+
+static const char migrate_usage[] =
+    "usage: agentcore migrate\n"
+    "Applies the SQL migrations not yet applied to AGENTCORE_DATABASE_URL.\n";
+
+static int want_help(int argc, char **argv) {
+  return argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+}
+
+static int load_config(ac_config *cfg) {
+  ac_err err = {0};
+  if (ac_config_from_env(cfg, &err) != AC_OK) {
+    fprintf(stderr, "agentcore: %s\n", err.msg);
+    return 0;
+  }
+  return 1;
+}
+
+int ac_cmd_serve(int argc, char **argv) {
+  if (want_help(argc, argv)) {
+    fputs(serve_usage, stdout);
+    return 0;
+  }
+  if (argc > 1) {
+    fprintf(stderr, "agentcore: serve takes no arguments\n%s", serve_usage);
+    return 2;
+  }
+  ac_config cfg;
+  if (!load_config(&cfg))
+    return 2;
+  ac_logger *log = ac_logger_new(cfg.log_level, NULL, NULL);
+  ac_app *app = NULL;
+  ac_err err = {0};
+  if (ac_app_new(&cfg, log, &app, &err) != AC_OK) {
+    fprintf(stderr, "agentcore: %s\n", err.msg);
+    ac_logger_free(log);
+    return err.code == AC_ERR_INVALID ? 2 : 1;
+  }
+
+  /* signals are taken synchronously by this thread; every other thread
+   * inherits the blocked mask */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  ac_server_config scfg = {cfg.listen, cfg.workers > 4 ? cfg.workers : 4, 30, 1000};
+  ac_server *server = NULL;
+  if (ac_server_start(&scfg, app, &server, &err) != AC_OK) {
+    fprintf(stderr, "agentcore: %s\n", err.msg);
+    ac_app_free(app);
+    ac_logger_free(log);
+    return 1;
+  }
+  ac_logf(log, AC_LOG_INFO, "serving on %s", cfg.listen);
+  for (;;) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == SIGHUP) {
+      int changed = ac_registry_reload(ac_app_registry(app));
+      ac_logf(log, AC_LOG_INFO, "SIGHUP: plugins reloaded (%d changed)", changed);
+      continue;
+    }
+    break;
+  }
+  ac_logf(log, AC_LOG_INFO, "stopping");
+  ac_server_stop(server);
+  ac_app_free(app);
+  ac_logger_free(log);
+  return 0;
+}
+
+int ac_cmd_migrate(int argc, char **argv) {
+  if (want_help(argc, argv)) {
+    fputs(migrate_usage, stdout);
+    return 0;
+  }
+  ac_config cfg;
+  if (!load_config(&cfg))
+    return 2;
+  if (!cfg.database_url[0]) {
+    fprintf(stderr, "agentcore: AGENTCORE_DATABASE_URL is not set\n");
+    return 2;
+  }
+  ac_logger *log = ac_logger_new(cfg.log_level, NULL, NULL);
+  PGconn *db = PQconnectdb(cfg.database_url);
+  int status = 0;
+  if (PQstatus(db) != CONNECTION_OK) {
+    fprintf(stderr, "agentcore: cannot connect to AGENTCORE_DATABASE_URL: %s", PQerrorMessage(db));
+    status = 1;
+  } else {
+    const char *dir = getenv("AGENTCORE_MIGRATIONS_DIR");
+    int applied = 0;
+    ac_err err = {0};
+    if (ac_db_migrate(db, dir && *dir ? dir : AC_SOURCE_DIR "/migrations", log, &applied, &err)) {
+      fprintf(stderr, "agentcore: %s\n", err.msg);
+      status = 1;
+    } else {
+      printf("migrations applied: %d\n", applied);
+    }
+  }
+  PQfinish(db);
+  ac_logger_free(log);
+  return status;
+}
