@@ -501,7 +501,7 @@ static void test_validate_pattern_limit(void **state) {
   ac_schema *s = compile_text("{\"pattern\":\"^(a|a)*(a|a)*(a|a)*$\"}");
   char text[64];
   memset(text, 'a', 40);
-  strcpy(text + 40, "b");
+  memcpy(text + 40, "b", 2);
   json_t *v = json_string(text);
   json_t *errors = NULL;
   assert_int_equal(ac_schema_validate(s, v, &errors), AC_ERR_INVALID);
