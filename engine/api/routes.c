@@ -21,5 +21,9 @@ const ac_route ac_routes[] = {
     {"GET", "/api/v1/namespaces", AC_ROUTE_TOKEN, TENANCY, 0, ac_route_namespaces_list},
     {"POST", "/api/v1/namespaces", AC_ROUTE_TOKEN, TENANCY, 0, ac_route_namespaces_create},
     {"GET", "/api/v1/namespaces/:id", AC_ROUTE_TOKEN, TENANCY, 0, ac_route_namespace_get},
+
+    {"POST", "/api/v1/namespaces/:id/events", AC_ROUTE_TOKEN, AC_PERM_EMIT_EVENTS, 0, ac_route_event_create},
+    {"GET", "/api/v1/namespaces/:id/events/:eventId", AC_ROUTE_TOKEN, AC_PERM_EMIT_EVENTS | AC_PERM_MANAGE_PLUGINS, 0, ac_route_event_get},
+    {"POST", "/api/v1/namespaces/:id/query", AC_ROUTE_TOKEN, AC_PERM_QUERY_PLUGINS, 0, ac_route_query},
     {0},
 };

@@ -24,6 +24,11 @@ void ac_route_namespaces_list(ac_app *app, ac_request *req, ac_response *res);
 void ac_route_namespaces_create(ac_app *app, ac_request *req, ac_response *res);
 void ac_route_namespace_get(ac_app *app, ac_request *req, ac_response *res);
 
+/* routes_host.c */
+void ac_route_query(ac_app *app, ac_request *req, ac_response *res);
+void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res);
+void ac_route_event_get(ac_app *app, ac_request *req, ac_response *res);
+
 /* Answers a store failure: 404, 409, 400, 503 or 500. */
 void ac_respond_store_error(ac_response *res, int rc, const ac_err *err);
 

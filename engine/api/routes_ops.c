@@ -21,6 +21,7 @@ void ac_route_readyz(ac_app *app, ac_request *req, ac_response *res) {
 
 void ac_route_metrics(ac_app *app, ac_request *req, ac_response *res) {
   (void)req;
+  ac_app_refresh_metrics(app);
   res->status = 200;
   res->text = ac_metrics_render(ac_app_metrics(app));
   res->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,7 +1,10 @@
 /* app.c — wiring the service together and the database connection pool. */
 #include "app/app.h"
 #include "api/http.h"
+#include "db/events.h"
 #include "db/migrate.h"
+#include "dispatch/dispatcher.h"
+#include "outbound/counters.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -23,12 +26,27 @@ struct ac_app {
   int idle_count;
   int open_count;
   int pool_size;
+
+  ac_config_cache *cache;
+  ac_addr_guard *guard;
+  ac_rate_limiter *limiter;
+  ac_counters *http_counters;
+  ac_http_pool *http;
+  ac_hook_env env;
+  ac_schema *result_schema;
+  ac_dispatcher *dispatcher;
 };
 
 /* ---- connections ------------------------------------------------------------ */
 
+static void quiet_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message; /* NOTICEs (e.g. "already exists, skipping") are not errors */
+}
+
 static PGconn *connect_db(ac_app *app) {
   PGconn *c = PQconnectdb(app->cfg.database_url);
+  PQsetNoticeProcessor(c, quiet_notice, NULL);
   if (PQstatus(c) != CONNECTION_OK) {
     ac_logf(app->log, AC_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
     PQfinish(c);
@@ -107,6 +125,34 @@ static void describe_metrics(ac_metrics *m) {
   ac_metrics_describe(m, "agentcore_events_running", "gauge", "Event runs being dispatched.");
 }
 
+/* The address guard, rate limiter and HTTP clients behind context.http. */
+static int setup_outbound(ac_app *app, ac_err *err) {
+  int rc = ac_addr_guard_new(app->cfg.http_allow_cidrs, &app->guard, err);
+  if (rc) {
+    ac_err_prefix(err, "AGENTCORE_HTTP_ALLOW_CIDRS");
+    return rc;
+  }
+  rc = ac_rate_limiter_new(app->cfg.http_rate, app->cfg.http_burst, 0, &app->limiter, err);
+  if (rc)
+    return rc;
+  app->http_counters = ac_counters_new(AC_HTTP_COUNT_SLOTS);
+  ac_http_client_config hc = {app->guard, app->limiter, app->http_counters, NULL};
+  return ac_http_pool_new(&hc, 64, &app->http, err);
+}
+
+static int load_result_schema(ac_app *app, ac_err *err) {
+  const char *dir = getenv("AGENTCORE_SCHEMAS_DIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/plugin-result.json", dir && *dir ? dir : AC_SOURCE_DIR "/schemas");
+  json_error_t jerr;
+  json_t *doc = json_load_file(path, 0, &jerr);
+  if (!doc)
+    return ac_err_set(err, AC_ERR_IO, "cannot read %s: %s", path, jerr.text);
+  int rc = ac_schema_compile(doc, &app->result_schema, err);
+  json_decref(doc);
+  return rc;
+}
+
 int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) {
   *out = NULL;
   if (!cfg->database_url[0])
@@ -133,6 +179,10 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
       ac_app_db_done(app, db);
     }
   }
+  if (rc == AC_OK)
+    rc = setup_outbound(app, err);
+  if (rc == AC_OK)
+    rc = load_result_schema(app, err);
   if (rc == AC_OK) {
     ac_registry_config rcfg = {cfg->builtin_plugin_dir, cfg->plugin_dirs,
                                {cfg->hook_timeout_ms, (size_t)cfg->lua_memory_mb << 20, log}, 8};
@@ -143,6 +193,15 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     return rc;
   }
   ac_registry_reload(app->registry);
+  app->cache = ac_config_cache_new(1000);
+  app->env = (ac_hook_env){app->registry, app->http, NULL, app->metrics, log, ac_init_tracker_new(),
+                           cfg->hook_timeout_ms};
+  ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
+                               app->cache, "agentcore", 7};
+  if (ac_dispatcher_start(&dcfg, &app->dispatcher, err) != AC_OK) {
+    ac_app_free(app);
+    return err ? err->code : AC_ERR_NOMEM;
+  }
   *out = app;
   return AC_OK;
 }
@@ -150,6 +209,14 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
 void ac_app_free(ac_app *app) {
   if (!app)
     return;
+  ac_dispatcher_stop(app->dispatcher);
+  ac_config_cache_free(app->cache);
+  ac_init_tracker_free(app->env.inits);
+  ac_http_pool_free(app->http);
+  ac_rate_limiter_free(app->limiter);
+  ac_counters_free(app->http_counters);
+  ac_addr_guard_free(app->guard);
+  ac_schema_free(app->result_schema);
   ac_registry_free(app->registry);
   ac_jwt_verifier_free(app->jwt);
   ac_metrics_free(app->metrics);
@@ -180,6 +247,47 @@ void ac_app_observe_request(ac_app *app, double seconds) {
 }
 
 void ac_app_config_changed(ac_app *app, const char *ns) {
-  (void)app;
-  (void)ns; /* the config cache arrives with the dispatcher */
+  ac_config_cache_invalidate(app->cache, ns);
+}
+
+ac_config_cache *ac_app_config_cache(ac_app *app) { return app->cache; }
+const ac_hook_env *ac_app_hook_env(ac_app *app) { return &app->env; }
+const ac_schema *ac_app_result_schema(ac_app *app) { return app->result_schema; }
+
+static const char *const http_outcomes[AC_HTTP_COUNT_SLOTS] = {"ok", "rate_limited", "denied",
+                                                              "timeout", "transport"};
+
+static void export_http(void *ud, const char *plugin, const uint64_t *values, int slots) {
+  ac_metrics *m = ud;
+  for (int i = 0; i < slots && i < AC_HTTP_COUNT_SLOTS; i++) {
+    char labels[256] = "";
+    ac_metrics_label(labels, sizeof labels, "plugin", plugin);
+    ac_metrics_label(labels, sizeof labels, "outcome", http_outcomes[i]);
+    ac_metrics_set(m, "agentcore_http_calls_total", labels, (double)values[i]);
+  }
+}
+
+static void export_waits(void *ud, const char *plugin, const uint64_t *values, int slots) {
+  ac_metrics *m = ud;
+  static const char *const kinds[AC_RATE_COUNT_SLOTS] = {"waited", "refused"};
+  for (int i = 0; i < slots && i < AC_RATE_COUNT_SLOTS; i++) {
+    char labels[256] = "";
+    ac_metrics_label(labels, sizeof labels, "plugin", plugin);
+    ac_metrics_label(labels, sizeof labels, "result", kinds[i]);
+    ac_metrics_set(m, "agentcore_http_rate_limit_waits_total", labels, (double)values[i]);
+  }
+}
+
+void ac_app_events_stored(ac_app *app) { ac_dispatcher_wake(app->dispatcher); }
+
+void ac_app_refresh_metrics(ac_app *app) {
+  PGconn *db = ac_app_db(app, NULL);
+  long long queued = 0, running = 0;
+  if (db && ac_events_counts(db, &queued, &running, NULL) == AC_OK) {
+    ac_metrics_set(app->metrics, "agentcore_events_queued", "", (double)queued);
+    ac_metrics_set(app->metrics, "agentcore_events_running", "", (double)running);
+  }
+  ac_app_db_done(app, db);
+  ac_counters_foreach(app->http_counters, export_http, app->metrics);
+  ac_counters_foreach(ac_rate_limiter_counters(app->limiter), export_waits, app->metrics);
 }

@@ -8,6 +8,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "dispatch/config_cache.h"
+#include "dispatch/hooks.h"
 #include "plugin/registry.h"
 
 #include <libpq-fe.h>
@@ -27,6 +29,12 @@ const ac_jwt_verifier *ac_app_jwt(ac_app *app);
 ac_registry *ac_app_registry(ac_app *app);
 ac_metrics *ac_app_metrics(ac_app *app);
 
+/* The namespace config cache, what plugin calls need (registry, HTTP
+ * clients, storage, metrics, init tracking), and the PluginResult schema. */
+ac_config_cache *ac_app_config_cache(ac_app *app);
+const ac_hook_env *ac_app_hook_env(ac_app *app);
+const ac_schema *ac_app_result_schema(ac_app *app);
+
 /* A database connection for this request, or NULL after answering 503
  * (the database is unreachable). Give it back with ac_app_db_done; pass
  * broken = 1 when a statement failed on the connection itself. */
@@ -39,6 +47,12 @@ int ac_app_ready(ac_app *app);
 /* Metrics of the API layer. */
 void ac_app_count_request(ac_app *app, const char *method, const char *route, int status);
 void ac_app_observe_request(ac_app *app, double seconds);
+
+/* Wakes the event dispatcher: this instance stored an event. */
+void ac_app_events_stored(ac_app *app);
+
+/* Copies counters kept elsewhere (outbound HTTP) into the metrics. */
+void ac_app_refresh_metrics(ac_app *app);
 
 /* Tells the config cache that a namespace's plugins changed (after a
  * write through this instance; other instances learn it by NOTIFY). */

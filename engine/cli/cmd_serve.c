@@ -1,8 +1,7 @@
-/* cmd_serve.c — `agentcore serve` and `agentcore migrate`. */
+/* cmd_serve.c — `agentcore serve`. */
 #include "api/server.h"
 #include "app/app.h"
 #include "cli/commands.h"
-#include "db/migrate.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -15,10 +14,6 @@ static const char serve_usage[] =
     "Serves the REST API on AGENTCORE_LISTEN (127.0.0.1:8080) with the database\n"
     "at AGENTCORE_DATABASE_URL, applying migrations first. SIGHUP reloads the\n"
     "plugin directories; SIGINT or SIGTERM stops.\n";
-
-static const char migrate_usage[] =
-    "usage: agentcore migrate\n"
-    "Applies the SQL migrations not yet applied to AGENTCORE_DATABASE_URL.\n";
 
 static int want_help(int argc, char **argv) {
   return argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
@@ -88,38 +83,4 @@ int ac_cmd_serve(int argc, char **argv) {
   ac_app_free(app);
   ac_logger_free(log);
   return 0;
-}
-
-int ac_cmd_migrate(int argc, char **argv) {
-  if (want_help(argc, argv)) {
-    fputs(migrate_usage, stdout);
-    return 0;
-  }
-  ac_config cfg;
-  if (!load_config(&cfg))
-    return 2;
-  if (!cfg.database_url[0]) {
-    fprintf(stderr, "agentcore: AGENTCORE_DATABASE_URL is not set\n");
-    return 2;
-  }
-  ac_logger *log = ac_logger_new(cfg.log_level, NULL, NULL);
-  PGconn *db = PQconnectdb(cfg.database_url);
-  int status = 0;
-  if (PQstatus(db) != CONNECTION_OK) {
-    fprintf(stderr, "agentcore: cannot connect to AGENTCORE_DATABASE_URL: %s", PQerrorMessage(db));
-    status = 1;
-  } else {
-    const char *dir = getenv("AGENTCORE_MIGRATIONS_DIR");
-    int applied = 0;
-    ac_err err = {0};
-    if (ac_db_migrate(db, dir && *dir ? dir : AC_SOURCE_DIR "/migrations", log, &applied, &err)) {
-      fprintf(stderr, "agentcore: %s\n", err.msg);
-      status = 1;
-    } else {
-      printf("migrations applied: %d\n", applied);
-    }
-  }
-  PQfinish(db);
-  ac_logger_free(log);
-  return status;
 }

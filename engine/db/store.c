@@ -86,7 +86,7 @@ static void scope_params(const ac_principal *who, char **global, char **ids) {
   *global = (!who || who->global) ? "true" : "false";
 }
 
-/* Runs body (BEGIN already issued) and commits, or rolls back on failure. */
+/* Ends a transaction: commits on success, else rolls back. */
 static int tx_end(PGconn *db, int rc, ac_err *err) {
   if (rc == AC_OK) {
     rc = command(db, "COMMIT", 0, NULL, err);
@@ -105,7 +105,7 @@ int ac_store_department_create(PGconn *db, const char *id, const char *name,
   const char *p[] = {id, name, parent_id};
   int rc = query_json(db,
                       "WITH d AS (INSERT INTO departments (id, name, parent_id) "
-                      "VALUES (COALESCE($1, gen_random_uuid()::text), $2, $3) RETURNING *) "
+                      "VALUES (COALESCE($1::text, gen_random_uuid()::text), $2::text, $3::text) RETURNING *) "
                       "SELECT " DEPT_JSON " FROM d",
                       3, p, item, "not created", err);
   if (rc == AC_ERR_NOTFOUND && parent_id)
@@ -135,8 +135,8 @@ int ac_store_namespace_create(PGconn *db, const ac_principal *who, const char *i
   const char *p[] = {global, ids, id, name, department_id};
   int rc = query_json(db,
                       SCOPE_CTE ", n AS (INSERT INTO namespaces (id, name, department_id) "
-                                "SELECT COALESCE($3, gen_random_uuid()::text), $4, $5 "
-                                "WHERE $5 IN (SELECT id FROM scope) RETURNING *) "
+                                "SELECT COALESCE($3::text, gen_random_uuid()::text), $4::text, $5::text "
+                                "WHERE $5::text IN (SELECT id FROM scope) RETURNING *) "
                                 "SELECT " NS_JSON " FROM n",
                       5, p, item, "unknown departmentId", err);
   free(ids);
@@ -191,8 +191,9 @@ int ac_store_ns_plugin_get(PGconn *db, const char *ns, const char *plugin, json_
                     2, p, row, "the plugin is not enabled in this namespace", err);
 }
 
-/* The audit record, generation bump and notification of one config write,
- * inside the caller's transaction. */
+/* The audit record of one config write, inside the caller's transaction.
+ * The generation bump and the NOTIFY to other instances are done by the
+ * namespace_plugins trigger in the same transaction. */
 static int record_change(PGconn *db, const char *ns, const char *plugin, const char *actor,
                          const char *action, const json_t *before, const json_t *after,
                          ac_err *err) {
@@ -205,13 +206,6 @@ static int record_change(PGconn *db, const char *ns, const char *plugin, const c
                    6, p, err);
   free(b);
   free(a);
-  const char *q[] = {ns, AC_NOTIFY_CHANNEL};
-  if (rc == AC_OK)
-    rc = command(db,
-                 "WITH g AS (UPDATE namespaces SET cache_generation = cache_generation + 1 "
-                 "WHERE id = $1 RETURNING id, cache_generation) "
-                 "SELECT pg_notify($2, g.id || ' ' || g.cache_generation) FROM g",
-                 2, q, err);
   return rc;
 }
 
@@ -255,7 +249,7 @@ int ac_store_ns_plugin_update(PGconn *db, const char *ns, const char *plugin,
   const char *p[] = {ns, plugin, version, enabled ? "true" : "false", cfg, actor ? actor : ""};
   rc = query_json(db,
                   "WITH p AS (UPDATE namespace_plugins SET enabled = $4::boolean, "
-                  "config = $5::jsonb, version = version + 1, updated_at = now(), updated_by = $6 "
+                  "config = $5::jsonb, updated_by = $6 "
                   "WHERE namespace_id = $1 AND plugin_id = $2 AND version = $3::bigint RETURNING *) "
                   "SELECT " ROW_JSON " FROM p",
                   6, p, row, "the version changed", err);
@@ -306,4 +300,16 @@ int ac_store_ns_generation(PGconn *db, const char *ns, long long *generation, ch
   *department = strdup(PQgetvalue(r, 0, 1));
   PQclear(r);
   return AC_OK;
+}
+
+int ac_store_ns_snapshot(PGconn *db, const char *ns, json_t **snapshot, ac_err *err) {
+  const char *p[] = {ns};
+  return query_json(db,
+                    "SELECT json_build_object('departmentId', n.department_id, 'generation', "
+                    "n.cache_generation, 'plugins', COALESCE((SELECT json_agg(json_build_object("
+                    "'pluginId', p.plugin_id, 'config', p.config, 'version', p.version) "
+                    "ORDER BY p.plugin_id) FROM namespace_plugins p "
+                    "WHERE p.namespace_id = n.id AND p.enabled), '[]')) "
+                    "FROM namespaces n WHERE n.id = $1",
+                    1, p, snapshot, "unknown namespace", err);
 }

@@ -72,6 +72,11 @@ int ac_store_ns_plugin_delete(PGconn *db, const char *ns, const char *plugin, co
 int ac_store_ns_generation(PGconn *db, const char *ns, long long *generation, char **department,
                            ac_err *err);
 
+/* What dispatch needs of a namespace, in one statement:
+ * {"departmentId","generation","plugins":[{"pluginId","config","version"}]}
+ * with only enabled plugins. */
+int ac_store_ns_snapshot(PGconn *db, const char *ns, json_t **snapshot, ac_err *err);
+
 #define AC_NOTIFY_CHANNEL "agentcore_config"
 
 #endif

@@ -51,16 +51,19 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
-int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms) {
+ac_guard_ticket *ac_guard_start(const ac_guard_job *job, int *rc) {
   pthread_mutex_lock(&lock);
   int full = stuck >= max_stuck;
   pthread_mutex_unlock(&lock);
-  if (full)
-    return AC_ERR_BUSY;
-
+  if (full) {
+    *rc = AC_ERR_BUSY;
+    return NULL;
+  }
   slot *s = calloc(1, sizeof *s);
-  if (!s)
-    return AC_ERR_NOMEM;
+  if (!s) {
+    *rc = AC_ERR_NOMEM;
+    return NULL;
+  }
   s->job = *job;
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -72,14 +75,21 @@ int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms) {
   pthread_attr_t tattr;
   pthread_attr_init(&tattr);
   pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
-  int rc = pthread_create(&t, &tattr, thread_main, s);
+  int err = pthread_create(&t, &tattr, thread_main, s);
   pthread_attr_destroy(&tattr);
-  if (rc != 0) {
+  if (err != 0) {
     pthread_cond_destroy(&s->done_cv);
     free(s);
-    return AC_ERR_NOMEM;
+    *rc = AC_ERR_NOMEM;
+    return NULL;
   }
+  *rc = AC_OK;
+  /* the slot itself serves as the ticket */
+  return (ac_guard_ticket *)s;
+}
 
+int ac_guard_wait(ac_guard_ticket *t, int64_t wait_until_ms) {
+  slot *s = (slot *)t;
   struct timespec ts = {(time_t)(wait_until_ms / 1000), (long)(wait_until_ms % 1000) * 1000000L};
   pthread_mutex_lock(&lock);
   while (!s->done) {
@@ -94,4 +104,10 @@ int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms) {
   pthread_cond_destroy(&s->done_cv);
   free(s);
   return AC_OK;
+}
+
+int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms) {
+  int rc;
+  ac_guard_ticket *t = ac_guard_start(job, &rc);
+  return t ? ac_guard_wait(t, wait_until_ms) : rc;
 }

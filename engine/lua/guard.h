@@ -34,4 +34,13 @@ int ac_guard_stuck_count(void);
  * AC_ERR_BUSY when too many threads are already stuck, or AC_ERR_NOMEM. */
 int ac_guard_run(const ac_guard_job *job, int64_t wait_until_ms);
 
+/* The same in two steps, so a caller can start several jobs and wait for
+ * them together: ac_guard_start returns a ticket (NULL with *rc set on
+ * failure: AC_ERR_BUSY or AC_ERR_NOMEM), ac_guard_wait waits for it until
+ * wait_until_ms and returns as ac_guard_run does. Every ticket must be
+ * waited for exactly once. */
+typedef struct ac_guard_ticket ac_guard_ticket;
+ac_guard_ticket *ac_guard_start(const ac_guard_job *job, int *rc);
+int ac_guard_wait(ac_guard_ticket *t, int64_t wait_until_ms);
+
 #endif

@@ -120,28 +120,45 @@ static void pool_give(ac_plugin_handle *h, ac_vm *vm) {
 
 /* A guarded call owns copies of everything it reads, so an abandoned
  * thread never touches the caller's memory. */
-typedef struct guarded_call {
+struct ac_pending_call {
   ac_plugin_handle *h;
   char hook[32];
+  int run_init;
   json_t *arg;
   ac_call_context ctx;
   char *ns, *dept, *plugin_id;
   json_t *config, *secrets;
+  ac_http_pool *http;
   json_t *result;
+  ac_outcome init_out;
   ac_outcome out;
-} guarded_call;
+  ac_guard_ticket *ticket;
+  int64_t started;
+};
 
-static void guarded_run(void *p) {
-  guarded_call *g = p;
+static void pending_run(void *arg) {
+  ac_pending_call *g = arg;
   ac_vm *vm = pool_take(g->h, &g->out);
   if (!vm)
     return;
+  g->ctx.http = g->http ? ac_http_pool_take(g->http) : NULL;
+  if (g->run_init && ac_plugin_handle_info(g->h)->has_init) {
+    ac_plugin_call(vm, AC_HOOK_INIT, NULL, &g->ctx, NULL, &g->init_out);
+    if (g->init_out.kind != AC_OUTCOME_OK) {
+      g->out = g->init_out;
+      goto done;
+    }
+  }
   ac_plugin_call(vm, g->hook, g->arg, &g->ctx, &g->result, &g->out);
+done:
+  if (g->http)
+    ac_http_pool_give(g->http, g->ctx.http);
+  g->ctx.http = NULL;
   pool_give(g->h, vm);
 }
 
-static void guarded_free(void *p) {
-  guarded_call *g = p;
+static void pending_free(void *arg) {
+  ac_pending_call *g = arg;
   ac_plugin_handle_release(g->h);
   json_decref(g->arg);
   json_decref(g->config);
@@ -151,6 +168,82 @@ static void guarded_free(void *p) {
   free(g->dept);
   free(g->plugin_id);
   free(g);
+}
+
+static void fail_outcome(ac_outcome *out, ac_outcome_kind kind, const char *msg) {
+  memset(out, 0, sizeof *out);
+  out->retry_delay_s = -1;
+  out->kind = kind;
+  snprintf(out->message, sizeof out->message, "%s", msg);
+}
+
+ac_pending_call *ac_plugin_call_start(ac_plugin_handle *h, const char *hook, const json_t *arg,
+                                      const ac_call_context *ctx, int run_init,
+                                      ac_http_pool *http) {
+  ac_pending_call *g = calloc(1, sizeof *g);
+  if (!g)
+    return NULL;
+  pthread_mutex_lock(h->registry_lock);
+  h->refs++;
+  pthread_mutex_unlock(h->registry_lock);
+  g->h = h;
+  snprintf(g->hook, sizeof g->hook, "%s", hook);
+  g->run_init = run_init;
+  g->arg = arg ? json_deep_copy(arg) : NULL;
+  g->ctx = *ctx;
+  g->ns = ctx->namespace_id ? strdup(ctx->namespace_id) : NULL;
+  g->dept = ctx->department_id ? strdup(ctx->department_id) : NULL;
+  g->plugin_id = ctx->plugin_id ? strdup(ctx->plugin_id) : NULL;
+  g->config = ctx->config ? json_deep_copy(ctx->config) : NULL;
+  g->secrets = ctx->secrets ? json_deep_copy(ctx->secrets) : NULL;
+  g->ctx.namespace_id = g->ns;
+  g->ctx.department_id = g->dept;
+  g->ctx.plugin_id = g->plugin_id;
+  g->ctx.config = g->config;
+  g->ctx.secrets = g->secrets;
+  g->ctx.http = NULL;
+  g->http = http;
+  fail_outcome(&g->out, AC_OUTCOME_ERROR, "the call did not run");
+  g->started = ac_clock_mono_ms();
+  ac_guard_job job = {pending_run, pending_free, g};
+  int rc;
+  g->ticket = ac_guard_start(&job, &rc);
+  if (!g->ticket)
+    fail_outcome(&g->out, AC_OUTCOME_ERROR,
+                 rc == AC_ERR_BUSY ? "busy: too many calls are stuck in C functions"
+                                   : "out of memory starting a call");
+  return g;
+}
+
+void ac_plugin_call_finish(ac_pending_call *g, int64_t wait_until_ms, json_t **result,
+                           ac_outcome *out, ac_outcome *init_out) {
+  if (result)
+    *result = NULL;
+  if (init_out)
+    memset(init_out, 0, sizeof *init_out);
+  if (!g) {
+    fail_outcome(out, AC_OUTCOME_ERROR, "out of memory starting a call");
+    return;
+  }
+  if (!g->ticket) {
+    *out = g->out;
+    pending_free(g);
+    return;
+  }
+  if (ac_guard_wait(g->ticket, wait_until_ms) == AC_ERR_TIMEOUT) {
+    fail_outcome(out, AC_OUTCOME_TIMEOUT,
+                 "timeout: call exceeded its time (stuck in a C function; abandoned)");
+    out->duration_ms = ac_clock_mono_ms() - g->started;
+    return; /* g now belongs to the abandoned thread */
+  }
+  *out = g->out;
+  if (init_out)
+    *init_out = g->init_out;
+  if (result) {
+    *result = g->result;
+    g->result = NULL;
+  }
+  pending_free(g);
 }
 
 void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *arg,
@@ -166,57 +259,8 @@ void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *
     pool_give(h, vm);
     return;
   }
-  guarded_call *g = calloc(1, sizeof *g);
-  if (!g) {
-    memset(out, 0, sizeof *out);
-    out->kind = AC_OUTCOME_ERROR;
-    snprintf(out->message, sizeof out->message, "out of memory");
-    return;
-  }
-  pthread_mutex_lock(h->registry_lock);
-  h->refs++;
-  pthread_mutex_unlock(h->registry_lock);
-  g->h = h;
-  snprintf(g->hook, sizeof g->hook, "%s", hook);
-  g->arg = arg ? json_deep_copy(arg) : NULL;
-  g->ctx = *ctx;
-  g->ns = ctx->namespace_id ? strdup(ctx->namespace_id) : NULL;
-  g->dept = ctx->department_id ? strdup(ctx->department_id) : NULL;
-  g->plugin_id = ctx->plugin_id ? strdup(ctx->plugin_id) : NULL;
-  g->config = ctx->config ? json_deep_copy(ctx->config) : NULL;
-  g->secrets = ctx->secrets ? json_deep_copy(ctx->secrets) : NULL;
-  g->ctx.namespace_id = g->ns;
-  g->ctx.department_id = g->dept;
-  g->ctx.plugin_id = g->plugin_id;
-  g->ctx.config = g->config;
-  g->ctx.secrets = g->secrets;
-  g->out.kind = AC_OUTCOME_ERROR;
-  int64_t start = ac_clock_mono_ms();
-  ac_guard_job job = {guarded_run, guarded_free, g};
-  int rc = ac_guard_run(&job, start + guard_wait_ms);
-  if (rc == AC_OK) {
-    *out = g->out;
-    if (result) {
-      *result = g->result;
-      g->result = NULL;
-    }
-    guarded_free(g);
-    return;
-  }
-  memset(out, 0, sizeof *out);
-  out->retry_delay_s = -1;
-  out->duration_ms = ac_clock_mono_ms() - start;
-  if (rc == AC_ERR_TIMEOUT) {
-    out->kind = AC_OUTCOME_TIMEOUT;
-    snprintf(out->message, sizeof out->message,
-             "timeout: call exceeded its time (stuck in a C function; abandoned)");
-    return; /* g now belongs to the abandoned thread */
-  }
-  out->kind = AC_OUTCOME_ERROR;
-  snprintf(out->message, sizeof out->message, "%s",
-           rc == AC_ERR_BUSY ? "busy: too many calls are stuck in C functions"
-                             : "out of memory starting a call");
-  guarded_free(g);
+  ac_pending_call *g = ac_plugin_call_start(h, hook, arg, ctx, 0, NULL);
+  ac_plugin_call_finish(g, ac_clock_mono_ms() + guard_wait_ms, result, out, NULL);
 }
 
 /* ---- scanning ------------------------------------------------------------ */

@@ -1,0 +1,182 @@
+/* routes_host.c — the host flow: query enrichment and events. */
+#include "api/routes.h"
+#include "app/app.h"
+#include "core/clock.h"
+#include "db/events.h"
+#include "db/store.h"
+#include "dispatch/query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUERY_TEXT_MAX (64 * 1024)
+
+/* Optional string member: absent or null is fine, anything else is 400. */
+static int opt_string(json_t *doc, const char *key, const char **out, size_t max) {
+  json_t *v = json_object_get(doc, key);
+  *out = NULL;
+  if (!v || json_is_null(v))
+    return 1;
+  if (!json_is_string(v) || json_string_length(v) > max)
+    return 0;
+  *out = json_string_value(v);
+  return 1;
+}
+
+void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
+  int64_t start = ac_clock_mono_ms();
+  json_t *doc = ac_request_json(req, res);
+  if (!doc)
+    return;
+  const char *text = NULL, *user = NULL, *locale = NULL;
+  json_t *jq = json_object_get(doc, "query");
+  if (!json_is_string(jq) || json_string_length(jq) > QUERY_TEXT_MAX ||
+      !opt_string(doc, "userId", &user, 256) || !opt_string(doc, "locale", &locale, 64)) {
+    json_decref(doc);
+    return ac_respond_problem(
+        res, 400, "query must be a string (at most 64 KiB); userId and locale optional strings", NULL);
+  }
+  text = json_string_value(jq);
+  PGconn *db = ac_app_db(app, res);
+  if (!db) {
+    json_decref(doc);
+    return;
+  }
+  const char *ns = req->params[0];
+  json_t *item = NULL, *snapshot = NULL;
+  ac_err err = {0};
+  int rc = ac_store_namespace_get(db, &req->principal, ns, &item, &err);
+  if (rc == AC_OK)
+    rc = ac_config_cache_get(ac_app_config_cache(app), db, ns, &snapshot, &err);
+  ac_app_db_done(app, db);
+  json_decref(item);
+  if (rc) {
+    json_decref(doc);
+    return ac_respond_store_error(res, rc, &err);
+  }
+  json_t *query = json_pack("{s:s, s:s?, s:s?, s:s}", "text", text, "userId", user, "locale",
+                            locale, "namespaceId", ns);
+  json_t *results = json_array(), *errors = json_array();
+  ac_query_run(ac_app_hook_env(app), ac_app_result_schema(app), ns, snapshot, query, results,
+               errors);
+  ac_respond_json(res, 200,
+                  json_pack("{s:o, s:o, s:I}", "results", results, "errors", errors, "tookMs",
+                            (json_int_t)(ac_clock_mono_ms() - start)));
+  json_decref(query);
+  json_decref(snapshot);
+  json_decref(doc);
+}
+
+/* Plugins of the snapshot that handle events of this capability. */
+static json_t *plugins_for(ac_app *app, const json_t *snapshot, unsigned cap) {
+  json_t *ids = json_array();
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(snapshot, "plugins"), i, e) {
+    const char *id = json_string_value(json_object_get(e, "pluginId"));
+    ac_plugin_handle *h = ac_registry_acquire(ac_app_registry(app), id);
+    if (h && (ac_plugin_handle_info(h)->caps & cap))
+      json_array_append_new(ids, json_string(id));
+    ac_plugin_handle_release(h);
+  }
+  return ids;
+}
+
+/* Checks an event body; returns the capability it needs, or 0 after
+ * answering 400. */
+static unsigned check_event(json_t *doc, ac_response *res, const char **type, const char **key) {
+  *type = json_string_value(json_object_get(doc, "type"));
+  const char *ref = NULL;
+  unsigned cap = 0;
+  if (*type && strcmp(*type, "approval.created") == 0) {
+    ref = "approvalId";
+    cap = AC_CAP_APPROVAL_HOOK;
+  } else if (*type && strcmp(*type, "document.ready") == 0) {
+    ref = "documentId";
+    cap = AC_CAP_DOCUMENT_HOOK;
+  } else {
+    ac_respond_problem(res, 400, "type must be \"approval.created\" or \"document.ready\"", NULL);
+    return 0;
+  }
+  json_t *id = json_object_get(doc, ref), *data = json_object_get(doc, "data");
+  char detail[128];
+  if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 256) {
+    snprintf(detail, sizeof detail, "%s must be a string of 1 to 256 characters", ref);
+    ac_respond_problem(res, 400, detail, NULL);
+    return 0;
+  }
+  if (data && !json_is_object(data)) {
+    ac_respond_problem(res, 400, "data must be an object", NULL);
+    return 0;
+  }
+  if (!opt_string(doc, "idempotencyKey", key, 255) || (*key && !**key)) {
+    ac_respond_problem(res, 400, "idempotencyKey must be a string of 1 to 255 characters", NULL);
+    return 0;
+  }
+  return cap;
+}
+
+void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
+  json_t *doc = ac_request_json(req, res);
+  if (!doc)
+    return;
+  const char *type, *key;
+  unsigned cap = check_event(doc, res, &type, &key);
+  PGconn *db = cap ? ac_app_db(app, res) : NULL;
+  if (!db) {
+    json_decref(doc);
+    return;
+  }
+  const char *ns = req->params[0];
+  const char *ref = cap == AC_CAP_APPROVAL_HOOK ? "approvalId" : "documentId";
+  json_t *payload = json_pack("{s:O, s:O}", ref, json_object_get(doc, ref), "data",
+                              json_object_get(doc, "data") ? json_object_get(doc, "data")
+                                                           : json_object());
+  json_t *item = NULL, *snapshot = NULL, *status = NULL;
+  char *event_id = NULL;
+  int created = 0;
+  ac_err err = {0};
+  int rc = ac_store_namespace_get(db, &req->principal, ns, &item, &err);
+  if (rc == AC_OK)
+    rc = ac_config_cache_get(ac_app_config_cache(app), db, ns, &snapshot, &err);
+  if (rc == AC_OK) {
+    json_t *plugins = plugins_for(app, snapshot, cap);
+    rc = ac_events_put(db, ns, type, payload, key, plugins, &event_id, &created, &err);
+    json_decref(plugins);
+  }
+  if (rc == AC_OK && !created)
+    rc = ac_events_get(db, ns, event_id, &status, &err);
+  ac_app_db_done(app, db);
+  if (rc) {
+    ac_respond_store_error(res, rc, &err);
+  } else if (created) {
+    ac_app_events_stored(app);
+    ac_respond_json(res, 202, json_pack("{s:s, s:s}", "eventId", event_id, "status", "queued"));
+  } else {
+    ac_respond_json(res, 200, json_pack("{s:s, s:O}", "eventId", event_id, "status",
+                                        json_object_get(status, "status")));
+  }
+  free(event_id);
+  json_decref(status);
+  json_decref(item);
+  json_decref(snapshot);
+  json_decref(payload);
+  json_decref(doc);
+}
+
+void ac_route_event_get(ac_app *app, ac_request *req, ac_response *res) {
+  PGconn *db = ac_app_db(app, res);
+  if (!db)
+    return;
+  json_t *item = NULL, *status = NULL;
+  ac_err err = {0};
+  int rc = ac_store_namespace_get(db, &req->principal, req->params[0], &item, &err);
+  if (rc == AC_OK)
+    rc = ac_events_get(db, req->params[0], req->params[1], &status, &err);
+  ac_app_db_done(app, db);
+  json_decref(item);
+  if (rc)
+    return ac_respond_store_error(res, rc, &err);
+  ac_respond_json(res, 200, status);
+}

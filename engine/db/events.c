@@ -1,0 +1,162 @@
+/* events.c — SQL of events and runs. Statements are parameterised; JSON is
+ * built by PostgreSQL. */
+#include "db/events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static int fail(PGconn *db, PGresult *r, ac_err *err) {
+  const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  ac_err_set(err, AC_ERR_DB, "database: %s", msg ? msg : PQerrorMessage(db));
+  PQclear(r);
+  return AC_ERR_DB;
+}
+
+static PGresult *run(PGconn *db, const char *sql, int n, const char *const *p) {
+  return PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+}
+
+static int ok(PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
+                  const char *idempotency_key, const json_t *plugins, char **event_id,
+                  int *created, ac_err *err) {
+  *event_id = NULL;
+  *created = 0;
+  char *body = json_dumps(payload, JSON_COMPACT);
+  char *list = json_dumps(plugins, JSON_COMPACT);
+  const char *p[] = {ns, type, body, idempotency_key, list, AC_EVENTS_CHANNEL};
+  /* one statement: the event, its runs and the wake-up commit together */
+  PGresult *r = run(db,
+                    "WITH e AS (SELECT * FROM ac_event_put(gen_random_uuid(), $1, $2, $3::jsonb, $4)), "
+                    "r AS (INSERT INTO event_runs (event_id, plugin_id) "
+                    "  SELECT e.event_id, x FROM e, jsonb_array_elements_text($5::jsonb) x "
+                    "  WHERE e.created), "
+                    "d AS (UPDATE events SET status = 'done' FROM e WHERE events.id = e.event_id "
+                    "  AND e.created AND jsonb_array_length($5::jsonb) = 0), "
+                    "n AS (SELECT pg_notify($6, $1) FROM e WHERE e.created) "
+                    "SELECT e.event_id::text, e.created, (SELECT count(*) FROM n) FROM e",
+                    6, p);
+  free(body);
+  free(list);
+  if (!ok(r) || PQntuples(r) != 1)
+    return fail(db, r, err);
+  *event_id = strdup(PQgetvalue(r, 0, 0));
+  *created = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+  PQclear(r);
+  return AC_OK;
+}
+
+int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **status, ac_err *err) {
+  *status = NULL;
+  const char *p[] = {ns, event_id};
+  PGresult *r = run(
+      db,
+      "SELECT json_build_object('eventId', e.id, 'type', e.type, 'status', e.status, "
+      "'createdAt', " TS("e.created_at") ", 'runs', COALESCE((SELECT json_agg(json_build_object("
+      "'pluginId', r.plugin_id, 'status', r.status, 'attempts', r.attempts, "
+      "'durationMs', r.duration_ms, 'error', r.last_error, 'nextAttemptAt', CASE WHEN r.status IN "
+      "('retrying', 'queued') THEN " TS("r.next_attempt_at") " END) ORDER BY r.plugin_id) "
+      "FROM event_runs r WHERE r.event_id = e.id), '[]')) "
+      "FROM events e WHERE e.namespace_id = $1 AND e.id::text = $2",
+      2, p);
+  if (!ok(r))
+    return fail(db, r, err);
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return ac_err_set(err, AC_ERR_NOTFOUND, "unknown event");
+  }
+  *status = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+  PQclear(r);
+  return *status ? AC_OK : ac_err_set(err, AC_ERR_INTERNAL, "bad JSON from the database");
+}
+
+int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_t **runs,
+                    ac_err *err) {
+  *runs = NULL;
+  char lease[16], lim[16];
+  snprintf(lease, sizeof lease, "%d", lease_s);
+  snprintf(lim, sizeof lim, "%d", limit);
+  const char *p[] = {owner, lease, lim};
+  PGresult *r = run(
+      db,
+      "WITH c AS (SELECT event_id, plugin_id FROM event_runs "
+      "  WHERE status IN ('queued', 'retrying', 'running') AND next_attempt_at <= now() "
+      "  ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED), "
+      "u AS (UPDATE event_runs r SET status = 'running', lease_owner = $1, "
+      "  lease_until = now() + make_interval(secs => $2::int), "
+      "  next_attempt_at = now() + make_interval(secs => $2::int), attempts = r.attempts + 1, "
+      "  updated_at = now() FROM c WHERE r.event_id = c.event_id AND r.plugin_id = c.plugin_id "
+      "  RETURNING r.*), "
+      "s AS (UPDATE events SET status = 'running', updated_at = now() "
+      "  WHERE id IN (SELECT event_id FROM u) AND status = 'queued') "
+      "SELECT COALESCE(json_agg(json_build_object('eventId', u.event_id, 'pluginId', u.plugin_id, "
+      "'deliveryId', u.delivery_id, 'attempts', u.attempts, 'namespaceId', e.namespace_id, "
+      "'type', e.type, 'payload', e.payload, 'createdAt', " TS("e.created_at") ")), '[]') "
+      "FROM u JOIN events e ON e.id = u.event_id",
+      3, p);
+  if (!ok(r))
+    return fail(db, r, err);
+  *runs = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+  PQclear(r);
+  return *runs ? AC_OK : ac_err_set(err, AC_ERR_INTERNAL, "bad JSON from the database");
+}
+
+int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
+                     const char *status, long long duration_ms, const char *error,
+                     long long retry_in_ms, ac_err *err) {
+  char dur[32], retry[32];
+  snprintf(dur, sizeof dur, "%lld", duration_ms);
+  snprintf(retry, sizeof retry, "%lld", retry_in_ms);
+  const char *p[] = {owner, event_id, plugin, status, dur, error, retry};
+  PGresult *r = run(
+      db,
+      "WITH u AS (UPDATE event_runs SET status = $4, duration_ms = $5::bigint, last_error = $6, "
+      "  lease_owner = NULL, lease_until = NULL, updated_at = now(), "
+      "  next_attempt_at = CASE WHEN $4 = 'retrying' "
+      "    THEN now() + make_interval(secs => $7::bigint / 1000.0) ELSE next_attempt_at END "
+      "  WHERE event_id = $2::uuid AND plugin_id = $3 AND lease_owner = $1 RETURNING event_id) "
+      "UPDATE events SET status = 'done', updated_at = now() WHERE id IN (SELECT event_id FROM u) "
+      "AND NOT EXISTS (SELECT 1 FROM event_runs x WHERE x.event_id = events.id "
+      "  AND x.status IN ('queued', 'running', 'retrying') "
+      "  AND NOT (x.plugin_id = $3 AND $4 <> 'retrying'))",
+      7, p);
+  if (!ok(r))
+    return fail(db, r, err);
+  PQclear(r);
+  return AC_OK;
+}
+
+int ac_events_prune(PGconn *db, int days, ac_err *err) {
+  char d[16];
+  snprintf(d, sizeof d, "%d", days);
+  const char *p[] = {d};
+  PGresult *r = run(db,
+                    "DELETE FROM events WHERE status = 'done' "
+                    "AND created_at < now() - make_interval(days => $1::int)",
+                    1, p);
+  if (!ok(r))
+    return fail(db, r, err);
+  PQclear(r);
+  return AC_OK;
+}
+
+int ac_events_counts(PGconn *db, long long *queued, long long *running, ac_err *err) {
+  PGresult *r = run(db,
+                    "SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying')), "
+                    "count(*) FILTER (WHERE status = 'running') FROM event_runs "
+                    "WHERE status IN ('queued', 'retrying', 'running')",
+                    0, NULL);
+  if (!ok(r))
+    return fail(db, r, err);
+  *queued = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  *running = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+  PQclear(r);
+  return AC_OK;
+}

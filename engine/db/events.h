@@ -1,0 +1,46 @@
+/* events.h — durable host events and their per-plugin runs (SPEC §7):
+ * intake with idempotency, status, claiming runs under a lease, recording
+ * outcomes and retries. All SQL of events lives in events.c. */
+#ifndef AC_DB_EVENTS_H
+#define AC_DB_EVENTS_H
+
+#include "core/err.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#define AC_EVENTS_CHANNEL "agentcore_events"
+
+/* Stores an event of namespace ns and one queued run per plugin id in
+ * plugins (a JSON array of strings), in one transaction, then notifies
+ * the dispatchers. With an idempotency key used within 24 h, nothing is
+ * stored and *created is 0. *event_id: caller frees. */
+int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
+                  const char *idempotency_key, const json_t *plugins, char **event_id,
+                  int *created, ac_err *err);
+
+/* {"eventId","type","status","createdAt","runs":[{"pluginId","status",
+ * "attempts","durationMs","error","nextAttemptAt"}]} of an event of ns. */
+int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **status, ac_err *err);
+
+/* Leases up to limit due runs (queued, retrying past their time, or
+ * running with an expired lease) for owner for lease_s seconds. *runs: an
+ * array of {"eventId","pluginId","deliveryId","attempts","namespaceId",
+ * "type","payload","createdAt"}. */
+int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_t **runs,
+                    ac_err *err);
+
+/* Records a run's outcome if owner still holds its lease: status is final
+ * (ok, error, timeout, memory, skipped) or "retrying" with retry_in_ms.
+ * The event becomes done when no run is left to do. */
+int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
+                     const char *status, long long duration_ms, const char *error,
+                     long long retry_in_ms, ac_err *err);
+
+/* Deletes done events older than days. */
+int ac_events_prune(PGconn *db, int days, ac_err *err);
+
+/* Runs waiting and running, for the metrics gauges. */
+int ac_events_counts(PGconn *db, long long *queued, long long *running, ac_err *err);
+
+#endif

@@ -1,0 +1,169 @@
+/* hooks.c — call preparation and outcome bookkeeping for the host flow. */
+#include "dispatch/hooks.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* init outcomes by "ns \x1f plugin \x1f config version \x1f code serial";
+ * a key whose versions changed is simply a new key. */
+struct ac_init_tracker {
+  pthread_mutex_t lock;
+  json_t *states; /* key -> "ok" | "running" | error message */
+};
+
+ac_init_tracker *ac_init_tracker_new(void) {
+  ac_init_tracker *t = calloc(1, sizeof *t);
+  if (!t)
+    return NULL;
+  pthread_mutex_init(&t->lock, NULL);
+  t->states = json_object();
+  return t;
+}
+
+void ac_init_tracker_free(ac_init_tracker *t) {
+  if (!t)
+    return;
+  json_decref(t->states);
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}
+
+static void fail(ac_outcome *out, ac_outcome_kind kind, const char *fmt, const char *a) {
+  memset(out, 0, sizeof *out);
+  out->kind = kind;
+  out->retry_delay_s = -1;
+  snprintf(out->message, sizeof out->message, fmt, a);
+}
+
+/* Collects the strings at writeOnly locations: the masked copy has the
+ * mask exactly where the config has a secret. */
+static void collect_secrets(const json_t *config, const json_t *masked, json_t *out) {
+  if (json_is_string(masked) && strcmp(json_string_value(masked), AC_SECRET_MASK) == 0 &&
+      json_is_string(config)) {
+    json_array_append(out, (json_t *)config);
+  } else if (json_is_object(config) && json_is_object(masked)) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) collect_secrets(v, json_object_get(masked, k), out);
+  } else if (json_is_array(config) && json_is_array(masked)) {
+    for (size_t i = 0; i < json_array_size(config); i++)
+      collect_secrets(json_array_get(config, i), json_array_get(masked, i), out);
+  }
+}
+
+int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *department,
+                           const json_t *entry, unsigned cap, ac_hook_target *t,
+                           ac_outcome *out) {
+  memset(t, 0, sizeof *t);
+  const char *plugin = json_string_value(json_object_get(entry, "pluginId"));
+  t->h = ac_registry_acquire(env->registry, plugin);
+  if (!t->h) {
+    fail(out, AC_OUTCOME_ERROR, "plugin \"%s\" is not loaded", plugin);
+    return -1;
+  }
+  const ac_plugin_info *info = ac_plugin_handle_info(t->h);
+  if (!(info->caps & cap))
+    return 0;
+  /* a new plugin version may have changed its schema under a stored config */
+  t->config = json_deep_copy(json_object_get(entry, "config"));
+  if (!json_is_object(t->config)) {
+    json_decref(t->config);
+    t->config = json_object();
+  }
+  ac_schema_apply_defaults(info->schema, t->config);
+  json_t *errors = NULL;
+  if (ac_schema_validate(info->schema, t->config, &errors) != AC_OK) {
+    json_t *e0 = json_array_get(errors, 0);
+    char detail[600];
+    snprintf(detail, sizeof detail, "/config%s: %s",
+             json_string_value(json_object_get(e0, "path")),
+             json_string_value(json_object_get(e0, "message")));
+    json_decref(errors);
+    fail(out, AC_OUTCOME_CONTRACT,
+         "the stored config no longer matches the plugin's configSchema (%s)", detail);
+    return -1;
+  }
+  json_decref(errors);
+  json_t *masked = ac_schema_mask_secrets(info->schema, t->config);
+  t->secrets = json_array();
+  collect_secrets(t->config, masked, t->secrets);
+  json_decref(masked);
+
+  snprintf(t->init_key, sizeof t->init_key, "%s\x1f%s\x1f%lld\x1f%llu", ns, plugin,
+           (long long)json_integer_value(json_object_get(entry, "version")),
+           (unsigned long long)ac_plugin_handle_serial(t->h));
+  if (info->has_init) {
+    pthread_mutex_lock(&env->inits->lock);
+    json_t *state = json_object_get(env->inits->states, t->init_key);
+    const char *s = json_string_value(state);
+    if (!state) {
+      json_object_set_new(env->inits->states, t->init_key, json_string("running"));
+      t->run_init = 1;
+    }
+    char msg[AC_OUTCOME_MSG_MAX];
+    int failed = s && strcmp(s, "ok") != 0 && strcmp(s, "running") != 0;
+    if (failed)
+      snprintf(msg, sizeof msg, "%s", s);
+    pthread_mutex_unlock(&env->inits->lock);
+    if (failed) {
+      fail(out, AC_OUTCOME_ERROR, "skipped: init failed for this config: %s", msg);
+      return -1;
+    }
+  }
+  t->ctx.namespace_id = ns;
+  t->ctx.department_id = department;
+  t->ctx.plugin_id = info->id;
+  t->ctx.config = t->config;
+  t->ctx.secrets = t->secrets;
+  t->ctx.kv = env->kv;
+  return 1;
+}
+
+void ac_hook_target_clear(ac_hook_target *t) {
+  ac_plugin_handle_release(t->h);
+  json_decref(t->config);
+  json_decref(t->secrets);
+  memset(t, 0, sizeof *t);
+}
+
+static void count(const ac_hook_env *env, const char *plugin, const char *hook,
+                  const ac_outcome *out) {
+  char labels[256] = "";
+  ac_metrics_label(labels, sizeof labels, "plugin", plugin);
+  ac_metrics_label(labels, sizeof labels, "hook", hook);
+  char base[256];
+  snprintf(base, sizeof base, "%s", labels);
+  ac_metrics_label(labels, sizeof labels, "outcome", ac_outcome_kind_name(out->kind));
+  ac_metrics_add(env->metrics, "agentcore_hook_calls_total", labels, 1);
+  ac_metrics_observe(env->metrics, "agentcore_hook_duration_seconds", base,
+                     (double)out->duration_ms / 1000.0);
+}
+
+static void log_failure(const ac_hook_env *env, const ac_hook_target *t, const char *hook,
+                        const ac_outcome *out) {
+  json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "plugin", t->ctx.plugin_id, "namespace",
+                        t->ctx.namespace_id, "hook", hook, "kind", ac_outcome_kind_name(out->kind),
+                        "message", out->message, "durationMs", (json_int_t)out->duration_ms);
+  ac_log(env->log, out->kind == AC_OUTCOME_RETRY ? AC_LOG_INFO : AC_LOG_WARN, "plugin call failed", f);
+}
+
+void ac_hook_record(const ac_hook_env *env, ac_hook_target *t, const char *hook,
+                    const ac_outcome *init_out, const ac_outcome *out) {
+  if (t->run_init) {
+    /* an init that failed skips the plugin until its config or code changes */
+    int failed = init_out && init_out->kind != AC_OUTCOME_OK;
+    pthread_mutex_lock(&env->inits->lock);
+    json_object_set_new(env->inits->states, t->init_key,
+                        json_string(failed ? init_out->message : "ok"));
+    pthread_mutex_unlock(&env->inits->lock);
+    if (failed) {
+      count(env, t->ctx.plugin_id, "init", init_out);
+      log_failure(env, t, "init", init_out);
+    }
+  }
+  count(env, t->ctx.plugin_id, hook, out);
+  if (out->kind != AC_OUTCOME_OK)
+    log_failure(env, t, hook, out);
+}
