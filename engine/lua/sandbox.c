@@ -2,6 +2,7 @@
 #include "lua/sandbox.h"
 #include "lua/bind_json.h"
 #include "lua/context.h"
+#include "lua/lpattern.h"
 #include "lua/vm.h"
 #include "lua/watchdog.h"
 
@@ -319,9 +320,13 @@ static int sb_close(lua_State *L) {
 
 /* The stock pattern functions cannot be interrupted (they never return to
  * the VM); the engine's own matcher checks the deadline as it goes. */
+static void pattern_check(lua_State *L, void *ud) {
+  (void)ud;
+  ac_vm_checkpoint(L);
+}
+
 static void install_patterns(lua_State *L, int string_table) {
-  (void)L;
-  (void)string_table;
+  ac_lpattern_install(L, string_table, pattern_check, NULL);
 }
 
 /* Copies the named fields of the table at src into the table at dst. */
