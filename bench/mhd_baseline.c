@@ -1,0 +1,54 @@
+/* mhd_baseline.c — the §11.3 baseline: a minimal libmicrohttpd server that
+ * answers every request with a fixed JSON body, with the same threading as
+ * `agentcore serve` (epoll, a pool of N threads). Also serves as the local
+ * webhook sink for the delivery benchmark. Usage: mhd_baseline PORT THREADS */
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char body[] = "{\"plugins\":[]}";
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **state) {
+  (void)cls; (void)url; (void)method; (void)version; (void)upload;
+  if (!*state) {
+    *state = (void *)1;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  enum MHD_Result ok = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: mhd_baseline PORT THREADS\n");
+    return 2;
+  }
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD, (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)atoi(argv[2]), MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)30, MHD_OPTION_END);
+  if (!d)
+    return 1;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  int sig;
+  sigwait(&set, &sig);
+  MHD_stop_daemon(d);
+  return 0;
+}
