@@ -4,6 +4,8 @@
 #include "db/events.h"
 #include "db/migrate.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/listener.h"
+#include "plugin/watcher.h"
 #include "outbound/counters.h"
 
 #include <pthread.h>
@@ -35,6 +37,8 @@ struct ac_app {
   ac_hook_env env;
   ac_schema *result_schema;
   ac_dispatcher *dispatcher;
+  ac_listener *listener;
+  ac_watcher *watcher;
 };
 
 /* ---- connections ------------------------------------------------------------ */
@@ -55,6 +59,18 @@ static PGconn *connect_db(ac_app *app) {
   return c;
 }
 
+/* An idle pooled connection whose server side went away (restart,
+ * pg_terminate_backend) still says CONNECTION_OK until it is read from:
+ * reading what the server already sent (its FATAL notice, then EOF) finds
+ * that out without a round trip, so no request fails on a stale connection.
+ * The socket is non-blocking inside libpq, so this never waits. */
+static int still_open(PGconn *c) {
+  for (int i = 0; i < 3 && PQstatus(c) == CONNECTION_OK; i++)
+    if (!PQconsumeInput(c))
+      break;
+  return PQstatus(c) == CONNECTION_OK;
+}
+
 PGconn *ac_app_db(ac_app *app, ac_response *res) {
   pthread_mutex_lock(&app->pool_lock);
   while (app->idle_count == 0 && app->open_count >= app->pool_size)
@@ -64,7 +80,7 @@ PGconn *ac_app_db(ac_app *app, ac_response *res) {
     app->open_count++;
   pthread_mutex_unlock(&app->pool_lock);
   /* a connection broken by a database restart is replaced here */
-  if (c && PQstatus(c) != CONNECTION_OK) {
+  if (c && !still_open(c)) {
     PQfinish(c);
     c = NULL;
   }
@@ -193,12 +209,16 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     return rc;
   }
   ac_registry_reload(app->registry);
-  app->cache = ac_config_cache_new(1000);
+  app->cache = ac_config_cache_new(1000); /* NOTIFY drops entries sooner */
   app->env = (ac_hook_env){app->registry, app->http, NULL, app->metrics, log, ac_init_tracker_new(),
                            cfg->hook_timeout_ms};
   ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
                                app->cache, "agentcore", 7};
-  if (ac_dispatcher_start(&dcfg, &app->dispatcher, err) != AC_OK) {
+  if (ac_dispatcher_start(&dcfg, &app->dispatcher, err) != AC_OK ||
+      ac_listener_start(cfg->database_url, app->cache, app->dispatcher, log, &app->listener, err) !=
+          AC_OK ||
+      ac_watcher_start(app->registry, cfg->builtin_plugin_dir, cfg->plugin_dirs, log, &app->watcher,
+                       err) != AC_OK) {
     ac_app_free(app);
     return err ? err->code : AC_ERR_NOMEM;
   }
@@ -209,6 +229,8 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
 void ac_app_free(ac_app *app) {
   if (!app)
     return;
+  ac_watcher_stop(app->watcher);
+  ac_listener_stop(app->listener);
   ac_dispatcher_stop(app->dispatcher);
   ac_config_cache_free(app->cache);
   ac_init_tracker_free(app->env.inits);
