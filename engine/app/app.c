@@ -2,6 +2,7 @@
 #include "app/app.h"
 #include "api/http.h"
 #include "db/events.h"
+#include "db/kv_pg.h"
 #include "db/migrate.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/listener.h"
@@ -38,6 +39,8 @@ struct ac_app {
   ac_schema *result_schema;
   ac_dispatcher *dispatcher;
   ac_listener *listener;
+  ac_db_pool *kv_pool; /* context.db of plugin calls */
+  ac_kv *kv;
   ac_watcher *watcher;
 };
 
@@ -210,7 +213,9 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   }
   ac_registry_reload(app->registry);
   app->cache = ac_config_cache_new(1000); /* NOTIFY drops entries sooner */
-  app->env = (ac_hook_env){app->registry, app->http, NULL, app->metrics, log, ac_init_tracker_new(),
+  app->kv_pool = ac_db_pool_new(cfg->database_url, cfg->workers + 4, 2000, NULL);
+  app->kv = app->kv_pool ? ac_kv_pg_new(app->kv_pool) : NULL;
+  app->env = (ac_hook_env){app->registry, app->http, app->kv, app->metrics, log, ac_init_tracker_new(),
                            cfg->hook_timeout_ms};
   ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
                                app->cache, "agentcore", 7};
@@ -233,6 +238,8 @@ void ac_app_free(ac_app *app) {
   ac_listener_stop(app->listener);
   ac_dispatcher_stop(app->dispatcher);
   ac_config_cache_free(app->cache);
+  ac_kv_free(app->kv);
+  ac_db_pool_free(app->kv_pool);
   ac_init_tracker_free(app->env.inits);
   ac_http_pool_free(app->http);
   ac_rate_limiter_free(app->limiter);
