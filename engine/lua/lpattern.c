@@ -424,6 +424,31 @@ static const hook *hook_of(lua_State *L, int idx) {
   return (const hook *)lua_touserdata(L, lua_upvalueindex(idx));
 }
 
+/* Plain search for [n, n+nl) in [h, h+hl). memchr on the first byte is the
+ * fastest on ordinary text; after many false candidates (a repetitive
+ * subject) it switches to memmem, which is linear in the worst case. */
+static const char *find_plain(const char *h, size_t hl, const char *n,
+                              size_t nl) {
+  const char *last;
+  int misses = 0;
+  if (nl == 0)
+    return h;
+  if (nl > hl)
+    return NULL;
+  last = h + (hl - nl); /* the last possible start */
+  while (h <= last) {
+    const char *c = memchr(h, n[0], (size_t)(last - h) + 1);
+    if (c == NULL)
+      return NULL;
+    if (memcmp(c + 1, n + 1, nl - 1) == 0)
+      return c;
+    h = c + 1;
+    if (++misses == 32)
+      return h <= last ? memmem(h, (size_t)(last - h) + nl, n, nl) : NULL;
+  }
+  return NULL;
+}
+
 /* find uses a plain search when the pattern has none of these bytes (an
  * unmatched ')' is therefore not an error in find, like in stock Lua). */
 static int has_specials(const char *p, size_t lp) {
@@ -445,7 +470,7 @@ static int find_or_match(lua_State *L, int find) {
     return 1;
   }
   if (find && (lua_toboolean(L, 4) || !has_specials(p, lp))) {
-    const char *hit = (lp == 0) ? s + init : memmem(s + init, ls - init, p, lp);
+    const char *hit = find_plain(s + init, ls - init, p, lp);
     if (hit != NULL) {
       lua_pushinteger(L, (lua_Integer)(hit - s) + 1);
       lua_pushinteger(L, (lua_Integer)(hit - s + (ptrdiff_t)lp));
