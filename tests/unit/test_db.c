@@ -204,7 +204,8 @@ static void test_migrate_once_and_idempotent(void **state) {
   assert_int_equal(atoi(n), files);
   free(n);
   /* The tables exist and the advisory lock was released. */
-  n = scalar(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", 0, NULL);
+  n = scalar(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database ="
+                 " (SELECT oid FROM pg_database WHERE datname = current_database())", 0, NULL);
   assert_string_equal(n, "0");
   free(n);
   n = scalar(db, "SELECT to_regclass('event_runs') IS NOT NULL", 0, NULL);
