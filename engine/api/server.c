@@ -175,7 +175,7 @@ int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, a
       (unsigned)(cfg->threads > 0 ? cfg->threads : 4), MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)(cfg->connection_timeout_s > 0 ? cfg->connection_timeout_s : 30),
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->connection_limit > 0 ? cfg->connection_limit : 1000),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
       (unsigned)511, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
   if (!s->daemon) {
     free(s);

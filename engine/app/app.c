@@ -39,6 +39,9 @@ struct ac_app {
   ac_schema *result_schema;
   ac_dispatcher *dispatcher;
   ac_listener *listener;
+  pthread_mutex_t catalog_lock;
+  char *catalog_text;         /* {"plugins":[...]} as last rendered */
+  uint64_t catalog_generation; /* registry generation it was rendered at */
   ac_db_pool *kv_pool; /* context.db of plugin calls */
   ac_kv *kv;
   ac_watcher *watcher;
@@ -183,6 +186,7 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   app->log = log;
   app->pool_size = cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX;
   pthread_mutex_init(&app->pool_lock, NULL);
+  pthread_mutex_init(&app->catalog_lock, NULL);
   pthread_cond_init(&app->pool_cv, NULL);
   app->metrics = ac_metrics_new();
   describe_metrics(app->metrics);
@@ -252,6 +256,8 @@ void ac_app_free(ac_app *app) {
   for (int i = 0; i < app->idle_count; i++)
     PQfinish(app->idle[i]);
   pthread_mutex_destroy(&app->pool_lock);
+  pthread_mutex_destroy(&app->catalog_lock);
+  free(app->catalog_text);
   pthread_cond_destroy(&app->pool_cv);
   free(app);
 }
@@ -305,6 +311,24 @@ static void export_waits(void *ud, const char *plugin, const uint64_t *values, i
     ac_metrics_label(labels, sizeof labels, "result", kinds[i]);
     ac_metrics_set(m, "agentcore_http_rate_limit_waits_total", labels, (double)values[i]);
   }
+}
+
+char *ac_app_catalog_text(ac_app *app) {
+  uint64_t gen = ac_registry_generation(app->registry);
+  pthread_mutex_lock(&app->catalog_lock);
+  if (!app->catalog_text || app->catalog_generation != gen) {
+    json_t *doc = json_pack("{s:o}", "plugins", ac_registry_catalog(app->registry));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (text) {
+      free(app->catalog_text);
+      app->catalog_text = text;
+      app->catalog_generation = gen;
+    }
+  }
+  char *copy = app->catalog_text ? strdup(app->catalog_text) : NULL;
+  pthread_mutex_unlock(&app->catalog_lock);
+  return copy;
 }
 
 void ac_app_events_stored(ac_app *app) { ac_dispatcher_wake(app->dispatcher); }

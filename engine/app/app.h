@@ -48,6 +48,10 @@ int ac_app_ready(ac_app *app);
 void ac_app_count_request(ac_app *app, const char *method, const char *route, int status);
 void ac_app_observe_request(ac_app *app, double seconds);
 
+/* The catalog response body, rendered once per registry change (caller
+ * frees; NULL when out of memory). */
+char *ac_app_catalog_text(ac_app *app);
+
 /* Wakes the event dispatcher: this instance stored an event. */
 void ac_app_events_stored(ac_app *app);
 
