@@ -6,6 +6,7 @@
 #include "core/crypto.h"
 #include "lua/guard.h"
 #include "lua/kv_memory.h"
+#include "outbound/http_client.h"
 #include "plugin/plugin.h"
 
 #include <stdio.h>
@@ -25,6 +26,8 @@ static const char run_usage[] =
     "through the server's sandbox and limits, with an in-memory context.db.\n"
     "Prints {\"ok\":true,\"result\":...,\"durationMs\":N} or\n"
     "{\"ok\":false,\"error\":{\"kind\":\"error|timeout|memory|contract|retry\",\"message\":...}}.\n"
+    "context.http is real: AGENTCORE_HTTP_ALLOW_CIDRS, AGENTCORE_HTTP_RATE and\n"
+    "AGENTCORE_HTTP_BURST apply as in the server.\n"
     "Exit 0 if ok, 1 if the hook failed, 2 on usage errors.\n";
 
 static ac_plugin_limits limits_from(const ac_config *cfg, ac_logger *log) {
@@ -68,6 +71,42 @@ static int cmd_check(int argc, char **argv, const ac_config *cfg) {
 }
 
 /* ---- plugin run --------------------------------------------------------- */
+
+/* The outbound HTTP stack of one run: the guard and limiter as the server
+ * builds them from the environment, and the client the job thread uses. */
+typedef struct run_http {
+  ac_addr_guard *guard;
+  ac_rate_limiter *limiter;
+  ac_http_client *client;
+} run_http;
+
+static void run_http_free(run_http *h) {
+  ac_http_client_free(h->client);
+  ac_rate_limiter_free(h->limiter);
+  ac_addr_guard_free(h->guard);
+}
+
+/* Bad settings name their variable, as at server startup. */
+static int run_http_new(const ac_config *cfg, run_http *h, ac_err *err) {
+  memset(h, 0, sizeof *h);
+  int rc = ac_addr_guard_new(cfg->http_allow_cidrs, &h->guard, err);
+  if (rc != AC_OK) {
+    ac_err_prefix(err, "AGENTCORE_HTTP_ALLOW_CIDRS");
+    return rc;
+  }
+  rc = ac_rate_limiter_new(cfg->http_rate, cfg->http_burst, 0, &h->limiter, err);
+  if (rc != AC_OK) {
+    ac_err_prefix(err, "AGENTCORE_HTTP_RATE/AGENTCORE_HTTP_BURST");
+    run_http_free(h);
+    return rc;
+  }
+  /* created here, used only by the job thread: the client is not shared */
+  ac_http_client_config hc = {.guard = h->guard, .limiter = h->limiter};
+  rc = ac_http_client_new(&hc, &h->client, err);
+  if (rc != AC_OK)
+    run_http_free(h);
+  return rc;
+}
 
 typedef struct run_job {
   ac_vm *vm;
@@ -175,6 +214,14 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
     return ac_cli_usage_error(run_usage, "--event must be a JSON object");
   }
 
+  run_http http;
+  if (run_http_new(cfg, &http, &err) != AC_OK) {
+    fprintf(stderr, "agentcore: %s\n", err.msg);
+    json_decref(event);
+    json_decref(config);
+    return 2;
+  }
+
   ac_logger *log = ac_logger_new(cfg->log_level, NULL, NULL);
   ac_plugin_limits limits = limits_from(cfg, log);
   ac_plugin *p = NULL;
@@ -185,6 +232,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
     json_decref(event);
     json_decref(config);
     ac_logger_free(log);
+    run_http_free(&http);
     return 1;
   }
   const ac_plugin_info *info = ac_plugin_get_info(p);
@@ -203,6 +251,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
     json_decref(config);
     ac_plugin_free(p);
     ac_logger_free(log);
+    run_http_free(&http);
     return 1;
   }
   json_decref(errors);
@@ -216,6 +265,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
   job.ctx.plugin_id = info->id;
   job.ctx.config = config;
   job.ctx.kv = kv;
+  job.ctx.http = http.client;
   job.ctx.allow_retry = strcmp(hook, AC_HOOK_APPROVAL) == 0 || strcmp(hook, AC_HOOK_DOCUMENT) == 0;
   job.run_init = info->has_init && strcmp(hook, AC_HOOK_INIT) != 0;
 
@@ -252,6 +302,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
   json_decref(job.event);
   ac_vm_free(job.vm);
   ac_kv_free(kv);
+  run_http_free(&http);
   json_decref(event);
   json_decref(config);
   ac_plugin_free(p);

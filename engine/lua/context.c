@@ -14,7 +14,7 @@
 
 #define MASK "********"
 
-static const ac_call_context *current(lua_State *L) {
+const ac_call_context *ac_context_current(lua_State *L) {
   const ac_call_context *ctx = ac_vm_call_data(L);
   if (!ctx || (uint64_t)lua_tointeger(L, lua_upvalueindex(1)) != ac_vm_call_serial(L))
     luaL_error(L, "context from an earlier call cannot be used");
@@ -80,7 +80,7 @@ void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t le
 }
 
 static int log_at(lua_State *L, ac_log_level level) {
-  current(L);
+  ac_context_current(L);
   size_t len;
   luaL_tolstring(L, 1, &len); /* runs __tostring inside the call, under its deadline */
   json_t *fields = NULL;
@@ -108,13 +108,13 @@ static int log_error(lua_State *L) { return log_at(L, AC_LOG_ERROR); }
 /* ---- deadline, retry ----------------------------------------------------- */
 
 static int ctx_deadline(lua_State *L) {
-  current(L);
+  ac_context_current(L);
   lua_pushinteger(L, (lua_Integer)ac_vm_time_left_ms(L));
   return 1;
 }
 
 static int ctx_retry(lua_State *L) {
-  const ac_call_context *ctx = current(L);
+  const ac_call_context *ctx = ac_context_current(L);
   const char *msg = luaL_optstring(L, 1, "retry requested");
   lua_Integer delay = -1;
   if (!lua_isnoneornil(L, 2)) {
@@ -168,7 +168,7 @@ static int decode_stored(lua_State *L) {
 }
 
 static int db_get(lua_State *L) {
-  const ac_call_context *ctx = current(L);
+  const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   if (!ctx->kv)
     return luaL_error(L, "context.db is not available here");
@@ -193,7 +193,7 @@ static int db_get(lua_State *L) {
 }
 
 static int db_set(lua_State *L) {
-  const ac_call_context *ctx = current(L);
+  const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   luaL_checkany(L, 2);
   lua_Integer ttl = luaL_optinteger(L, 3, 0);
@@ -220,7 +220,7 @@ static int db_set(lua_State *L) {
 }
 
 static int db_delete(lua_State *L) {
-  const ac_call_context *ctx = current(L);
+  const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   if (!ctx->kv)
     return luaL_error(L, "context.db is not available here");
@@ -231,7 +231,7 @@ static int db_delete(lua_State *L) {
 
 /* ---- assembling the table ------------------------------------------------ */
 
-static void set_fn(lua_State *L, const char *name, lua_CFunction fn) {
+void ac_context_set_fn(lua_State *L, const char *name, lua_CFunction fn) {
   lua_pushinteger(L, (lua_Integer)ac_vm_call_serial(L));
   lua_pushcclosure(L, fn, 1);
   lua_setfield(L, -2, name);
@@ -243,9 +243,6 @@ static void set_str(lua_State *L, const char *name, const char *value) {
     lua_setfield(L, -2, name);
   }
 }
-
-/* Hook for the services added in context_services.c (http, crypto). */
-void ac_context_add_services(lua_State *L, const ac_call_context *ctx);
 
 void ac_context_push(lua_State *L) {
   const ac_call_context *ctx = ac_vm_call_data(L);
@@ -266,26 +263,26 @@ void ac_context_push(lua_State *L) {
   lua_setfield(L, t, "config");
 
   lua_createtable(L, 0, 4);
-  set_fn(L, "debug", log_debug);
-  set_fn(L, "info", log_info);
-  set_fn(L, "warn", log_warn);
-  set_fn(L, "error", log_error);
+  ac_context_set_fn(L, "debug", log_debug);
+  ac_context_set_fn(L, "info", log_info);
+  ac_context_set_fn(L, "warn", log_warn);
+  ac_context_set_fn(L, "error", log_error);
   ac_sandbox_push_readonly(L, -1, "context.log");
   lua_remove(L, -2);
   lua_setfield(L, t, "log");
 
   lua_createtable(L, 0, 3);
-  set_fn(L, "get", db_get);
-  set_fn(L, "set", db_set);
-  set_fn(L, "delete", db_delete);
+  ac_context_set_fn(L, "get", db_get);
+  ac_context_set_fn(L, "set", db_set);
+  ac_context_set_fn(L, "delete", db_delete);
   ac_sandbox_push_readonly(L, -1, "context.db");
   lua_remove(L, -2);
   lua_setfield(L, t, "db");
 
   ac_json_push_module(L);
   lua_setfield(L, t, "json");
-  set_fn(L, "deadline", ctx_deadline);
-  set_fn(L, "retry", ctx_retry);
+  ac_context_set_fn(L, "deadline", ctx_deadline);
+  ac_context_set_fn(L, "retry", ctx_retry);
 
   ac_context_add_services(L, ctx);
 

@@ -5,14 +5,10 @@
 
 #include "core/kv.h"
 #include "core/log.h"
+#include "outbound/http_client.h"
 
 #include <jansson.h>
 #include <lua.h>
-
-/* Outbound HTTP for context.http: implemented by the outbound layer and
- * handed in by whoever runs the call (NULL: context.http answers
- * nil, "transport: HTTP is not available here"). */
-typedef struct ac_http_port ac_http_port;
 
 /* Everything a call's context is made of. Borrowed for the call. */
 typedef struct ac_call_context {
@@ -22,7 +18,10 @@ typedef struct ac_call_context {
   const json_t *config;      /* validated, defaults applied, secrets in clear */
   const json_t *secrets;     /* array of secret strings to redact from logs, or NULL */
   ac_kv *kv;                 /* context.db storage (NULL: db calls fail) */
-  ac_http_port *http;        /* context.http (may be NULL) */
+  ac_http_client *http;      /* context.http: the client of the thread running
+                                the call, which must not be used by another
+                                thread meanwhile (NULL: context.http answers
+                                nil, "transport: HTTP is not available here") */
   int allow_retry;           /* event hooks only */
 } ac_call_context;
 
@@ -34,5 +33,20 @@ void ac_context_push(lua_State *L);
  * replaced by "********" in the message and in every string of fields
  * (stolen). */
 void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields);
+
+/* The context of the running call, for a function made by
+ * ac_context_set_fn. Raises "context from an earlier call cannot be used"
+ * when the function was made for another call (a plugin may keep the table
+ * in a global). */
+const ac_call_context *ac_context_current(lua_State *L);
+
+/* Sets t[name] = fn for the table on the stack top, with fn bound to the
+ * running call (its first upvalue is the call serial ac_context_current
+ * checks). May raise (memory). */
+void ac_context_set_fn(lua_State *L, const char *name, lua_CFunction fn);
+
+/* Adds context.http and context.crypto to the context table on the stack
+ * top (context_services.c). May raise (memory). */
+void ac_context_add_services(lua_State *L, const ac_call_context *ctx);
 
 #endif
