@@ -68,7 +68,8 @@ static int list_files(const char *dir, char ***out, int *count, ac_err *err) {
     free_names(names, n);
     return rc;
   }
-  qsort(names, (size_t)n, sizeof *names, cmp_names);
+  if (n > 1)
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
   *out = names;
   *count = n;
   return AC_OK;

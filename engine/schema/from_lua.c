@@ -140,7 +140,8 @@ static int collect_pairs(lconv *c, int idx, lkey **keys, size_t *count) {
     }
     lua_pushvalue(L, -2);
   }
-  qsort(k, n, sizeof *k, key_cmp);
+  if (n > 1)
+    qsort(k, n, sizeof *k, key_cmp);
   *keys = k;
   *count = n;
   return AC_OK;
