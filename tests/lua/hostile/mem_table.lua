@@ -1,6 +1,6 @@
 -- expect: memory
 -- message: memory limit of
--- timeout-ms: 3000
+-- timeout-ms: 10000
 return { id = "mem-table", capabilities = { "agent_query" },
   onAgentQuery = function()
     local t = {}
