@@ -69,68 +69,60 @@ static int read_item(const ac_request *req, ac_response *res, const char *ref, i
   return 1;
 }
 
-void ac_route_departments_list(ac_app *app, ac_request *req, ac_response *res) {
+typedef int (*list_fn)(PGconn *db, const ac_principal *who, json_t **list, ac_err *err);
+typedef int (*create_fn)(PGconn *db, const ac_principal *who, const char *id, const char *name,
+                         const char *ref, json_t **item, ac_err *err);
+
+/* GET of a tenancy list: {"<key>": [items in the caller's scope]}. */
+static void list_route(ac_app *app, ac_request *req, ac_response *res, const char *key,
+                       list_fn list) {
   PGconn *db = ac_app_db(app, res);
   if (!db)
     return;
-  json_t *list = NULL;
+  json_t *items = NULL;
   ac_err err = {0};
-  int rc = ac_store_departments_list(db, &req->principal, &list, &err);
+  int rc = list(db, &req->principal, &items, &err);
   ac_app_db_done(app, db);
   if (rc)
     return ac_respond_store_error(res, rc, &err);
-  ac_respond_json(res, 200, json_pack("{s:o}", "departments", list));
+  ac_respond_json(res, 200, json_pack("{s:o}", key, items));
+}
+
+/* POST of a tenancy item {"id"?, "name", <ref>}: 201 with the item. */
+static void create_route(ac_app *app, ac_request *req, ac_response *res, const char *ref,
+                         int ref_required, create_fn create) {
+  json_t *doc;
+  const char *id, *name, *ref_value;
+  if (!read_item(req, res, ref, ref_required, &doc, &id, &name, &ref_value))
+    return;
+  PGconn *db = ac_app_db(app, res);
+  if (db) {
+    json_t *item = NULL;
+    ac_err err = {0};
+    int rc = create(db, &req->principal, id, name, ref_value, &item, &err);
+    ac_app_db_done(app, db);
+    if (rc)
+      ac_respond_store_error(res, rc, &err);
+    else
+      ac_respond_json(res, 201, item);
+  }
+  json_decref(doc);
+}
+
+void ac_route_departments_list(ac_app *app, ac_request *req, ac_response *res) {
+  list_route(app, req, res, "departments", ac_store_departments_list);
 }
 
 void ac_route_departments_create(ac_app *app, ac_request *req, ac_response *res) {
-  json_t *doc;
-  const char *id, *name, *parent;
-  if (!read_item(req, res, "parentId", 0, &doc, &id, &name, &parent))
-    return;
-  PGconn *db = ac_app_db(app, res);
-  if (db) {
-    json_t *item = NULL;
-    ac_err err = {0};
-    int rc = ac_store_department_create(db, id, name, parent, &item, &err);
-    ac_app_db_done(app, db);
-    if (rc)
-      ac_respond_store_error(res, rc, &err);
-    else
-      ac_respond_json(res, 201, item);
-  }
-  json_decref(doc);
+  create_route(app, req, res, "parentId", 0, ac_store_department_create);
 }
 
 void ac_route_namespaces_list(ac_app *app, ac_request *req, ac_response *res) {
-  PGconn *db = ac_app_db(app, res);
-  if (!db)
-    return;
-  json_t *list = NULL;
-  ac_err err = {0};
-  int rc = ac_store_namespaces_list(db, &req->principal, &list, &err);
-  ac_app_db_done(app, db);
-  if (rc)
-    return ac_respond_store_error(res, rc, &err);
-  ac_respond_json(res, 200, json_pack("{s:o}", "namespaces", list));
+  list_route(app, req, res, "namespaces", ac_store_namespaces_list);
 }
 
 void ac_route_namespaces_create(ac_app *app, ac_request *req, ac_response *res) {
-  json_t *doc;
-  const char *id, *name, *dept;
-  if (!read_item(req, res, "departmentId", 1, &doc, &id, &name, &dept))
-    return;
-  PGconn *db = ac_app_db(app, res);
-  if (db) {
-    json_t *item = NULL;
-    ac_err err = {0};
-    int rc = ac_store_namespace_create(db, &req->principal, id, name, dept, &item, &err);
-    ac_app_db_done(app, db);
-    if (rc)
-      ac_respond_store_error(res, rc, &err);
-    else
-      ac_respond_json(res, 201, item);
-  }
-  json_decref(doc);
+  create_route(app, req, res, "departmentId", 1, ac_store_namespace_create);
 }
 
 void ac_route_namespace_get(ac_app *app, ac_request *req, ac_response *res) {

@@ -100,8 +100,10 @@ static int tx_end(PGconn *db, int rc, ac_err *err) {
 
 /* ---- tenancy -------------------------------------------------------------- */
 
-int ac_store_department_create(PGconn *db, const char *id, const char *name,
-                               const char *parent_id, json_t **item, ac_err *err) {
+int ac_store_department_create(PGconn *db, const ac_principal *who, const char *id,
+                               const char *name, const char *parent_id, json_t **item,
+                               ac_err *err) {
+  (void)who;
   const char *p[] = {id, name, parent_id};
   int rc = query_json(db,
                       "WITH d AS (INSERT INTO departments (id, name, parent_id) "

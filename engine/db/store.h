@@ -19,8 +19,9 @@
 /* ---- tenancy ---- */
 
 /* Creates a department ({"id","name","parentId","createdAt"}). id NULL:
- * a UUID is generated. */
-int ac_store_department_create(PGconn *db, const char *id, const char *name,
+ * a UUID is generated. Only global principals create departments (the
+ * route checks), so who is not consulted. */
+int ac_store_department_create(PGconn *db, const ac_principal *who, const char *id, const char *name,
                                const char *parent_id, json_t **item, ac_err *err);
 
 /* Departments the principal may see: all for a global principal, else the
