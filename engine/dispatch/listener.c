@@ -1,77 +1,66 @@
-/* listener.c — the LISTEN thread. */
+/* listener.c — the LISTEN thread, on the reconnecting ac_db connection. */
 #include "dispatch/listener.h"
+#include "core/clock.h"
+#include "db/db.h"
 #include "db/events.h"
 #include "db/store.h"
 
-#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#define WAIT_MS 200 /* how often the thread looks at its stop flag */
 
 struct ac_listener {
   char *url;
   ac_config_cache *cache;
   ac_dispatcher *dispatcher;
   ac_logger *log;
-  int stop_pipe[2];
+  atomic_int stopping;
   pthread_t thread;
 };
 
-static PGconn *listen_conn(ac_listener *l) {
-  PGconn *c = PQconnectdb(l->url);
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult *r = PQexec(c, "LISTEN " AC_NOTIFY_CHANNEL "; LISTEN " AC_EVENTS_CHANNEL);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (ok)
-      return c;
+static void on_notify(void *ud, const char *channel, const char *payload) {
+  ac_listener *l = ud;
+  if (!channel) {
+    /* (re)connected: whatever was announced meanwhile is lost */
+    ac_config_cache_invalidate(l->cache, NULL);
+    return;
   }
-  PQfinish(c);
-  return NULL;
-}
-
-static void handle(ac_listener *l, const PGnotify *n) {
-  if (strcmp(n->relname, AC_EVENTS_CHANNEL) == 0) {
+  if (strcmp(channel, AC_EVENTS_CHANNEL) == 0) {
     ac_dispatcher_wake(l->dispatcher);
     return;
   }
-  json_t *doc = json_loads(n->extra, 0, NULL);
-  const char *ns = json_string_value(json_object_get(doc, "namespaceId"));
+  json_t *doc = json_loads(payload ? payload : "", 0, NULL);
   /* a payload this version does not understand drops everything */
-  ac_config_cache_invalidate(l->cache, ns);
+  ac_config_cache_invalidate(l->cache, json_string_value(json_object_get(doc, "namespaceId")));
   json_decref(doc);
 }
 
 static void *listen_main(void *arg) {
   ac_listener *l = arg;
-  PGconn *c = NULL;
-  for (;;) {
-    if (!c) {
-      c = listen_conn(l);
-      /* whatever was announced while disconnected is lost: start afresh */
-      ac_config_cache_invalidate(l->cache, NULL);
-      if (!c)
-        ac_logf(l->log, AC_LOG_WARN, "LISTEN connection failed; retrying");
+  ac_db *db = NULL;
+  while (!atomic_load(&l->stopping)) {
+    if (!db) {
+      ac_err err = {0};
+      db = ac_db_connect(l->url, &err);
+      if (db && (ac_db_listen(db, AC_NOTIFY_CHANNEL, &err) != AC_OK ||
+                 ac_db_listen(db, AC_EVENTS_CHANNEL, &err) != AC_OK)) {
+        ac_db_free(db);
+        db = NULL;
+      }
+      if (!db) {
+        ac_logf(l->log, AC_LOG_WARN, "LISTEN connection failed (%s); retrying", err.msg);
+        ac_config_cache_invalidate(l->cache, NULL);
+        ac_clock_sleep_ms(1000);
+        continue;
+      }
     }
-    struct pollfd p[2] = {{c ? PQsocket(c) : -1, POLLIN, 0}, {l->stop_pipe[0], POLLIN, 0}};
-    int n = poll(p, 2, c ? 1000 : 1000);
-    if (n > 0 && p[1].revents)
-      break;
-    if (!c)
-      continue;
-    if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK) {
-      PQfinish(c);
-      c = NULL;
-      continue;
-    }
-    PGnotify *note;
-    while ((note = PQnotifies(c))) {
-      handle(l, note);
-      PQfreemem(note);
-    }
+    if (ac_db_wait_notify(db, WAIT_MS, on_notify, l, NULL) < 0)
+      ac_clock_sleep_ms(WAIT_MS); /* the database is away: ac_db retries on the next call */
   }
-  PQfinish(c);
+  ac_db_free(db);
   return NULL;
 }
 
@@ -79,17 +68,13 @@ int ac_listener_start(const char *database_url, ac_config_cache *cache, ac_dispa
                       ac_logger *log, ac_listener **out, ac_err *err) {
   *out = NULL;
   ac_listener *l = calloc(1, sizeof *l);
-  if (!l || pipe(l->stop_pipe) != 0) {
-    free(l);
-    return ac_err_set(err, AC_ERR_NOMEM, "cannot start the LISTEN thread");
-  }
+  if (!l)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
   l->url = strdup(database_url);
   l->cache = cache;
   l->dispatcher = dispatcher;
   l->log = log;
   if (pthread_create(&l->thread, NULL, listen_main, l) != 0) {
-    close(l->stop_pipe[0]);
-    close(l->stop_pipe[1]);
     free(l->url);
     free(l);
     return ac_err_set(err, AC_ERR_NOMEM, "cannot start the LISTEN thread");
@@ -101,11 +86,8 @@ int ac_listener_start(const char *database_url, ac_config_cache *cache, ac_dispa
 void ac_listener_stop(ac_listener *l) {
   if (!l)
     return;
-  ssize_t ignored = write(l->stop_pipe[1], "x", 1);
-  (void)ignored;
+  atomic_store(&l->stopping, 1);
   pthread_join(l->thread, NULL);
-  close(l->stop_pipe[0]);
-  close(l->stop_pipe[1]);
   free(l->url);
   free(l);
 }
