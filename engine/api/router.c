@@ -1,6 +1,7 @@
 /* router.c — matching paths to routes; authentication and permissions
  * happen here once, so handlers only see authorised requests. */
 #include "api/router.h"
+#include "api/routes.h"
 #include "app/app.h"
 
 #include <stdio.h>
@@ -64,10 +65,50 @@ const ac_route *ac_router_match(const ac_route *routes, ac_request *req, char *s
       req->route = r->pattern;
       return r;
     }
+    if (!path_known)
+      req->route = r->pattern; /* a bounded metrics label for the 405 */
     path_known = 1;
   }
   *status = path_known ? 405 : 404;
   return NULL;
+}
+
+static int valid_plugin_id(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > 64 || !(s[0] >= 'a' && s[0] <= 'z'))
+    return 0;
+  for (size_t i = 1; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+/* Path parameters are checked here once, by name: a malformed id can name
+ * nothing, so 400 reveals nothing about what is in the caller's scope. */
+static const struct {
+  const char *name;
+  int (*valid)(const char *);
+  const char *detail;
+} param_rules[] = {
+    {"id", ac_valid_tenancy_id, "the namespace id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"},
+    {"pluginId", valid_plugin_id, "the plugin id must match ^[a-z][a-z0-9_-]{0,63}$"},
+};
+
+/* 1 if every named parameter of the route is well formed, else answers 400. */
+static int params_valid(const ac_route *route, const ac_request *req, ac_response *res) {
+  int k = 0;
+  for (const char *p = strchr(route->pattern, ':'); p && k < AC_API_MAX_PARAMS;
+       p = strchr(p + 1, ':'), k++) {
+    size_t n = strcspn(p + 1, "/");
+    for (size_t i = 0; i < sizeof param_rules / sizeof param_rules[0]; i++)
+      if (strlen(param_rules[i].name) == n && strncmp(p + 1, param_rules[i].name, n) == 0 &&
+          !param_rules[i].valid(req->params[k])) {
+        ac_respond_problem(res, 400, param_rules[i].detail, NULL);
+        return 0;
+      }
+  }
+  return 1;
 }
 
 void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
@@ -75,7 +116,8 @@ void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
   int status = 404;
   const ac_route *route = ac_router_match(ac_routes, req, scratch, sizeof scratch, &status);
   if (!route) {
-    req->route = status == 405 ? req->path : "unmatched";
+    if (status != 405 || !req->route)
+      req->route = "unmatched";
     ac_respond_problem(res, status, status == 405 ? "method not allowed on this resource"
                                                   : "no such resource", NULL);
     return;
@@ -105,5 +147,7 @@ void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
       return;
     }
   }
+  if (!params_valid(route, req, res))
+    return;
   route->fn(app, req, res);
 }

@@ -167,9 +167,10 @@ done:
   json_decref(doc);
 }
 
-/* Parses If-Match: "N", W/"N" or N. -1 when absent, -2 when unusable. */
+/* Parses If-Match: "N", W/"N" or N. -1 when absent or "*" (any current
+ * version matches), -2 when unusable. */
 static long long parse_if_match(const char *v) {
-  if (!v)
+  if (!v || strcmp(v, "*") == 0)
     return -1;
   if (strncmp(v, "W/", 2) == 0)
     v += 2;
@@ -187,10 +188,11 @@ void ac_route_ns_plugin_patch(ac_app *app, ac_request *req, ac_response *res) {
   if (!doc)
     return;
   json_t *patch = json_object_get(doc, "config"), *enabled = json_object_get(doc, "enabled");
-  if ((!patch && !enabled) || (enabled && !json_is_boolean(enabled))) {
+  if ((!patch && !enabled) || (enabled && !json_is_boolean(enabled)) ||
+      (patch && !json_is_object(patch))) {
     json_decref(doc);
-    return ac_respond_problem(res, 400, "send config (a JSON merge patch) and/or enabled (a boolean)",
-                              NULL);
+    return ac_respond_problem(
+        res, 400, "send config (a JSON merge patch object) and/or enabled (a boolean)", NULL);
   }
   long long want = parse_if_match(req->if_match);
   PGconn *db = ac_app_db(app, res);
@@ -231,9 +233,9 @@ void ac_route_ns_plugin_patch(ac_app *app, ac_request *req, ac_response *res) {
     json_t *cfg = patch ? ac_json_merge_patch(stored, patch) : json_deep_copy(stored);
     if (patch)
       ac_schema_keep_masked_secrets(info->schema, cfg, stored);
-    if (!json_is_object(cfg) || !validate_config(info, cfg, res)) {
-      if (!json_is_object(cfg))
-        ac_respond_problem(res, 422, "config must stay an object", NULL);
+    if (!cfg || !validate_config(info, cfg, res)) {
+      if (!cfg)
+        ac_respond_problem(res, 500, "out of memory", NULL);
       json_decref(cfg);
       json_decref(row);
       goto done;

@@ -20,10 +20,16 @@ struct ac_server {
   int port;
 };
 
+/* An oversized body up to this size is read and dropped before the 413 is
+ * sent; a bigger one is refused at once (the connection then closes). */
+#define DRAIN_MAX (16u << 20)
+
 /* Per-request state across MHD's calls. */
 typedef struct conn_state {
   ac_buf body;
-  int too_large;
+  int too_large;   /* over AC_API_BODY_MAX: the rest is dropped */
+  int answered;    /* the 413 went out before the body ended */
+  size_t dropped;
   int64_t started_us;
 } conn_state;
 
@@ -88,18 +94,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     st->body.limit = AC_API_BODY_MAX;
     st->started_us = ac_clock_mono_us();
     *con_cls = st;
-    /* refuse before reading a body that announces itself too large */
+    /* A body that announces itself too large is refused before it is read
+     * when the client waits for 100-continue. Any other client is already
+     * sending it: closing on it mid-upload resets the connection, and the
+     * client may lose the 413, so the body is read and dropped first. */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > AC_API_BODY_MAX)
-      return too_large(c, s, method, url);
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    if (announced > AC_API_BODY_MAX) {
+      st->too_large = 1;
+      const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+      if ((expect && strcasecmp(expect, "100-continue") == 0) || announced > DRAIN_MAX) {
+        st->answered = 1;
+        return too_large(c, s, method, url);
+      }
+    }
     return MHD_YES;
   }
   if (*upload_data_size) {
-    if (!st->too_large && ac_buf_append(&st->body, upload_data, *upload_data_size) != AC_OK)
-      st->too_large = 1;
+    size_t n = *upload_data_size;
     *upload_data_size = 0;
+    if (!st->too_large && ac_buf_append(&st->body, upload_data, n) != AC_OK) {
+      st->too_large = 1;
+      ac_buf_free(&st->body);
+    }
+    if (st->too_large && (st->dropped += n) > DRAIN_MAX && !st->answered) {
+      st->answered = 1; /* an endless chunked body: give up on it */
+      return too_large(c, s, method, url);
+    }
     return MHD_YES;
   }
+  if (st->answered)
+    return MHD_YES;
   if (st->too_large)
     return too_large(c, s, method, url);
 

@@ -55,7 +55,11 @@ static void quiet_notice(void *arg, const char *message) {
 }
 
 static PGconn *connect_db(ac_app *app) {
-  PGconn *c = PQconnectdb(app->cfg.database_url);
+  /* a request thread must not hang on an unreachable server: 5 s unless
+   * the url sets its own connect_timeout (expanded later, so it wins) */
+  const char *const keys[] = {"connect_timeout", "dbname", NULL};
+  const char *const vals[] = {"5", app->cfg.database_url, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
   PQsetNoticeProcessor(c, quiet_notice, NULL);
   if (PQstatus(c) != CONNECTION_OK) {
     ac_logf(app->log, AC_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
