@@ -374,6 +374,8 @@ int ac_test_server_stop(ac_test_server *s) {
     }
     if (status != 0)
       print_log_tail(s);
+    else
+      unlink(s->log_path); /* kept only when something went wrong */
   }
   if (s->dbname[0] && s->admin_conninfo[0]) {
     char away[96];

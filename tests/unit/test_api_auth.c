@@ -289,17 +289,25 @@ static void operations_routes(void **state) {
   assert_non_null(ac_test_header(&res, "Content-Type", ct, sizeof ct));
   assert_true(strncmp(ct, "text/plain", 10) == 0);
   assert_non_null(strstr(res.body, "# TYPE agentcore_api_requests_total counter"));
+  /* labels are route patterns, never raw paths (the 405s of
+   * unknown_paths_and_methods included) */
   const char *line = strstr(res.body, "agentcore_api_requests_total{");
-  int found = 0;
+  int found_401 = 0, found_405 = 0;
   for (; line; line = strstr(line + 1, "agentcore_api_requests_total{")) {
     const char *eol = strchr(line, '\n');
     size_t n = eol ? (size_t)(eol - line) : strlen(line);
     char buf[512];
     snprintf(buf, sizeof buf, "%.*s", (int)n, line);
     if (strstr(buf, "route=\"/api/v1/plugins\"") && strstr(buf, "status=\"401\""))
-      found = 1;
+      found_401 = 1;
+    if (strstr(buf, "route=\"/api/v1/namespaces/:id/plugins/:pluginId\"") &&
+        strstr(buf, "status=\"405\""))
+      found_405 = 1;
+    if (strstr(buf, "/a/plugins/b"))
+      fail_msg("a raw path as a metrics label: %s", buf);
   }
-  assert_true(found);
+  assert_true(found_401);
+  assert_true(found_405);
   assert_non_null(strstr(res.body, "agentcore_api_request_duration_seconds"));
   ac_test_response_free(&res);
 }

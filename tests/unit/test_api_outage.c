@@ -25,7 +25,10 @@ static int setup(void **state) {
   (void)state;
   if (ac_test_server_start(&srv, "api_outage", NULL) != 0)
     return -1;
-  admin = ac_test_token("admin", AC_PERM_MANAGE_NAMESPACES | AC_PERM_MANAGE_PLUGINS, 1, NULL, 600);
+  admin = ac_test_token("admin",
+                        AC_PERM_MANAGE_NAMESPACES | AC_PERM_MANAGE_PLUGINS | AC_PERM_EMIT_EVENTS |
+                            AC_PERM_QUERY_PLUGINS,
+                        1, NULL, 600);
   return admin ? 0 : -1;
 }
 
@@ -105,6 +108,9 @@ static void outage_answers_503_then_recovers(void **state) {
       {"POST", "/api/v1/namespaces/o-ns/plugins/opendatabot", "{}"},
       {"PATCH", "/api/v1/namespaces/o-ns/plugins/opendatabot", "{\"enabled\":false}"},
       {"DELETE", "/api/v1/namespaces/o-ns/plugins/opendatabot", NULL},
+      {"POST", "/api/v1/namespaces/o-ns/query", "{\"query\":\"x\"}"},
+      {"POST", "/api/v1/namespaces/o-ns/events", "{\"type\":\"document.ready\",\"documentId\":\"d\"}"},
+      {"GET", "/api/v1/namespaces/o-ns/events/6f1c2e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f", NULL},
   };
   for (int round = 0; round < 2; round++) /* the second round finds no stale pool either */
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)

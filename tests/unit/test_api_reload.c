@@ -243,7 +243,20 @@ static void deleted_plugin_disappears(void **state) {
   const json_t *rec = json_array_get(json_object_get(l, "plugins"), 0);
   assert_string_equal(str(rec, "pluginId"), "greeter");
   assert_string_equal(str(json_object_get(rec, "config"), "token"), "********");
+  assert_string_equal(str(json_object_get(rec, "config"), "greeting"), "********");
   json_decref(l);
+  /* and can still be removed; the audit image is masked the same way */
+  ac_test_response res;
+  ac_test_call(&srv, "DELETE", "/api/v1/namespaces/r-ns/plugins/greeter", admin, NULL, &res);
+  assert_int_equal(res.status, 204);
+  ac_test_response_free(&res);
+  char *t = ac_test_server_query(&srv, 0,
+                                 "SELECT before->>'token' FROM audit_log WHERE namespace_id = 'r-ns' "
+                                 "AND plugin_id = 'greeter' AND action = 'plugin.disable'",
+                                 0, NULL);
+  assert_non_null(t);
+  assert_string_equal(t, "********");
+  free(t);
 }
 
 int main(void) {

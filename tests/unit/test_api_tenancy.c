@@ -232,6 +232,7 @@ static void bad_requests_answer_400(void **state) {
       {"POST", "/api/v1/departments", body_long_id},
       {"POST", "/api/v1/departments", "{\"name\":\"x\",\"parentId\":3}"},
       {"POST", "/api/v1/departments", "{\"name\":\"x\",\"parentId\":\"a/b\"}"},
+      {"POST", "/api/v1/departments", "{\"id\":\"selfie\",\"name\":\"x\",\"parentId\":\"selfie\"}"},
       {"POST", "/api/v1/namespaces", "{\"name\":\"x\"}"},
       {"POST", "/api/v1/namespaces", "{\"name\":\"x\",\"departmentId\":null}"},
       {"POST", "/api/v1/namespaces", "{\"name\":\"x\",\"departmentId\":[\"t-root\"]}"},
