@@ -33,6 +33,7 @@ typedef struct ac_response {
   const char *content_type; /* default application/json */
   char etag[64];          /* sent as ETag when set */
   char retry_after[16];   /* sent as Retry-After when set */
+  char allow[64];         /* sent as Allow when set (405) */
   char *text;             /* owned raw body instead of JSON (metrics) */
   int www_authenticate;   /* add WWW-Authenticate: Bearer error="invalid_token" */
 } ac_response;

@@ -111,6 +111,23 @@ static int params_valid(const ac_route *route, const ac_request *req, ac_respons
   return 1;
 }
 
+/* "GET, POST": the methods of every route matching req->path. */
+static void allowed_methods(ac_request *req, char *scratch, size_t scratch_size, char *out,
+                            size_t size) {
+  size_t len = 0;
+  out[0] = '\0';
+  for (const ac_route *r = ac_routes; r->fn; r++) {
+    if (!match(r->pattern, req->path, req, scratch, scratch_size) || strstr(out, r->method))
+      continue;
+    int n = snprintf(out + len, size - len, "%s%s", len ? ", " : "", r->method);
+    if (n < 0 || (size_t)n >= size - len) {
+      out[len] = '\0'; /* no half method */
+      break;
+    }
+    len += (size_t)n;
+  }
+}
+
 void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
   char scratch[2048];
   int status = 404;
@@ -118,6 +135,8 @@ void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
   if (!route) {
     if (status != 405 || !req->route)
       req->route = "unmatched";
+    if (status == 405) /* RFC 9110: a 405 lists the methods the resource has */
+      allowed_methods(req, scratch, sizeof scratch, res->allow, sizeof res->allow);
     ac_respond_problem(res, status, status == 405 ? "method not allowed on this resource"
                                                   : "no such resource", NULL);
     return;

@@ -142,6 +142,10 @@ void ac_route_ns_plugin_enable(ac_app *app, ac_request *req, ac_response *res) {
     goto done;
   }
   const ac_plugin_info *info = ac_plugin_handle_info(h);
+  /* a record sent back as read shows secrets masked: with nothing stored
+   * yet, the mask is dropped (required then reports it), never stored as
+   * the secret itself */
+  ac_schema_keep_masked_secrets(info->schema, cfg, NULL);
   if (!validate_config(info, cfg, res))
     goto done;
   json_t *masked = ac_schema_mask_secrets(info->schema, cfg);

@@ -56,6 +56,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res)
     MHD_add_response_header(r, "ETag", res->etag);
   if (res->retry_after[0])
     MHD_add_response_header(r, "Retry-After", res->retry_after);
+  if (res->allow[0])
+    MHD_add_response_header(r, "Allow", res->allow);
   if (res->www_authenticate)
     MHD_add_response_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
   MHD_add_response_header(r, "Cache-Control", "no-store");

@@ -245,25 +245,31 @@ static void unknown_paths_and_methods(void **state) {
   static const struct {
     const char *method, *path;
     long status;
+    const char *allow; /* the Allow header of a 405 */
   } cases[] = {
-      {"GET", "/api/v1/nope", 404},
-      {"GET", "/api/v2/plugins", 404},
-      {"GET", "/", 404},
-      {"GET", "/api/v1/plugins/", 404},
-      {"GET", "/api/v1//plugins", 404},
-      {"GET", "/api/v1/namespaces/a/plugins/b/c", 404},
-      {"PUT", "/api/v1/plugins", 405},
-      {"DELETE", "/api/v1/namespaces", 405},
-      {"GET", "/api/v1/plugins/reload", 405},
-      {"PUT", "/api/v1/namespaces/a/plugins/b", 405},
-      {"POST", "/healthz", 405},
-      {"DELETE", "/metrics", 405},
+      {"GET", "/api/v1/nope", 404, NULL},
+      {"GET", "/api/v2/plugins", 404, NULL},
+      {"GET", "/", 404, NULL},
+      {"GET", "/api/v1/plugins/", 404, NULL},
+      {"GET", "/api/v1//plugins", 404, NULL},
+      {"GET", "/api/v1/namespaces/a/plugins/b/c", 404, NULL},
+      {"PUT", "/api/v1/plugins", 405, "GET"},
+      {"DELETE", "/api/v1/namespaces", 405, "GET, POST"},
+      {"GET", "/api/v1/plugins/reload", 405, "POST"},
+      {"PUT", "/api/v1/namespaces/a/plugins/b", 405, "POST, PATCH, DELETE"},
+      {"POST", "/healthz", 405, "GET"},
+      {"DELETE", "/metrics", 405, "GET"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ac_test_response res;
     ac_test_call(&srv, cases[i].method, cases[i].path, admin, NULL, &res);
     if (!ac_test_expect(&res, cases[i].status, NULL))
       fail_msg("case %zu: %s %s", i, cases[i].method, cases[i].path);
+    char allow[128];
+    const char *got = ac_test_header(&res, "Allow", allow, sizeof allow);
+    if (cases[i].allow ? !got || strcmp(got, cases[i].allow) != 0 : got != NULL)
+      fail_msg("case %zu: Allow %s, expected %s", i, got ? got : "(none)",
+               cases[i].allow ? cases[i].allow : "(none)");
     ac_test_response_free(&res);
   }
 }

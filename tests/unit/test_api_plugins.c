@@ -33,6 +33,7 @@ static int setup(void **state) {
       {"/api/v1/namespaces", "{\"id\":\"p-ns\",\"name\":\"ns\",\"departmentId\":\"p-root\"}", NULL},
       {"/api/v1/namespaces", "{\"id\":\"p-ns2\",\"name\":\"ns2\",\"departmentId\":\"p-root\"}", NULL},
       {"/api/v1/namespaces", "{\"id\":\"p-child-ns\",\"name\":\"c\",\"departmentId\":\"p-child\"}", NULL},
+      {"/api/v1/namespaces", "{\"id\":\"p-mask\",\"name\":\"m\",\"departmentId\":\"p-root\"}", NULL},
       {"/api/v1/namespaces", "{\"id\":\"p-other-ns\",\"name\":\"o\",\"departmentId\":\"p-other\"}", NULL},
   };
   for (size_t i = 0; admin && i < sizeof items / sizeof items[0]; i++) {
@@ -106,6 +107,15 @@ static void enable_fills_defaults_and_masks_secrets(void **state) {
   assert_string_equal(str(json_object_get(w, "config"), "url"), HOOK_URL);
   json_decref(w);
   assert_stored("p-ns", "webhooks", "secret", "s3cret");
+
+  /* a masked secret sent on create is not stored as the secret */
+  json_t *m = ac_test_json(&srv, "POST", "/api/v1/namespaces/p-mask/plugins/webhooks", admin,
+                           "{\"config\":{\"url\":\"" HOOK_URL "\",\"secret\":\"" MASK "\"}}",
+                           201, "plugin-record.json");
+  assert_non_null(m);
+  assert_null(json_object_get(json_object_get(m, "config"), "secret"));
+  json_decref(m);
+  assert_stored("p-mask", "webhooks", "secret", "<absent>");
 
   /* no config at all: {} with defaults */
   json_t *o = ac_test_json(&srv, "POST", "/api/v1/namespaces/p-ns2/plugins/opendatabot", admin, "{}",
