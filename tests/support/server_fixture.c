@@ -154,6 +154,15 @@ int ac_test_server_kill_backends(ac_test_server *s) {
   return count;
 }
 
+/* Runs DDL naming databases (ALTER DATABASE takes no parameters: the
+ * identifiers are quoted by libpq). */
+static int admin_exec(ac_test_server *s, PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : fail(s, "%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  return rc;
+}
+
 int ac_test_server_db_outage(ac_test_server *s, int down) {
   char away[96];
   snprintf(away, sizeof away, "%s_away", s->dbname);
@@ -162,38 +171,29 @@ int ac_test_server_db_outage(ac_test_server *s, int down) {
     return -1;
   char *db = PQescapeIdentifier(c, s->dbname, strlen(s->dbname));
   char *aw = PQescapeIdentifier(c, away, strlen(away));
-  char sql[3][512];
+  char refuse[256], rename_away[256], rename_back[256], allow[256];
+  snprintf(refuse, sizeof refuse, "ALTER DATABASE %s ALLOW_CONNECTIONS false", db);
+  snprintf(rename_away, sizeof rename_away, "ALTER DATABASE %s RENAME TO %s", db, aw);
+  snprintf(rename_back, sizeof rename_back, "ALTER DATABASE %s RENAME TO %s", aw, db);
+  snprintf(allow, sizeof allow, "ALTER DATABASE %s ALLOW_CONNECTIONS true", db);
+  PQfreemem(db);
+  PQfreemem(aw);
+  int rc;
   if (down) {
     /* refusing new connections first makes the rename race-free even while
      * the server keeps reconnecting */
-    snprintf(sql[0], sizeof sql[0], "ALTER DATABASE %s ALLOW_CONNECTIONS false", db);
-    snprintf(sql[1], sizeof sql[1],
-             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-             "WHERE datname = '%s'", s->dbname); /* dbname is [a-z0-9_] only */
-    snprintf(sql[2], sizeof sql[2], "ALTER DATABASE %s RENAME TO %s", db, aw);
+    rc = admin_exec(s, c, refuse);
+    int killed = rc ? -1 : ac_test_server_kill_backends(s);
+    rc = killed < 0 ? -1 : admin_exec(s, c, rename_away);
+    if (rc == 0)
+      rc = killed;
   } else {
-    snprintf(sql[0], sizeof sql[0], "ALTER DATABASE %s RENAME TO %s", aw, db);
-    snprintf(sql[1], sizeof sql[1], "ALTER DATABASE %s ALLOW_CONNECTIONS true", db);
-    snprintf(sql[2], sizeof sql[2], "SELECT 0");
-  }
-  PQfreemem(db);
-  PQfreemem(aw);
-  int terminated = 0;
-  for (int i = 0; i < 3; i++) {
-    PGresult *r = PQexec(c, sql[i]);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      fail(s, "%s: %s", sql[i], PQerrorMessage(c));
-      PQclear(r);
-      PQfinish(c);
-      return -1;
-    }
-    if (st == PGRES_TUPLES_OK)
-      terminated += atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    rc = admin_exec(s, c, rename_back);
+    if (rc == 0)
+      rc = admin_exec(s, c, allow);
   }
   PQfinish(c);
-  return terminated;
+  return rc;
 }
 
 /* ---- child process ------------------------------------------------------------ */
