@@ -11,7 +11,11 @@
 
 void ac_route_catalog(ac_app *app, ac_request *req, ac_response *res) {
   (void)req;
-  ac_respond_json(res, 200, json_pack("{s:o}", "plugins", ac_registry_catalog(ac_app_registry(app))));
+  res->text = ac_app_catalog_text(app);
+  if (!res->text)
+    return ac_respond_problem(res, 500, "out of memory", NULL);
+  res->status = 200;
+  res->content_type = "application/json";
 }
 
 void ac_route_reload(ac_app *app, ac_request *req, ac_response *res) {
