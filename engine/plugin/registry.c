@@ -402,13 +402,20 @@ static int scan_file(ac_registry *r, const char *path, int builtin) {
   e->mtime = st.st_mtim;
   ac_plugin_handle *old = NULL;
   if (!p) {
-    set_error(e, out.message); /* the last good version, if any, keeps serving */
+    /* Lua's own messages start with "path:line:"; contract and limit
+     * failures do not, and the catalog must name the file either way */
+    char msg[AC_OUTCOME_MSG_MAX + 1100];
+    if (strncmp(out.message, path, strlen(path)) == 0)
+      snprintf(msg, sizeof msg, "%s", out.message);
+    else
+      snprintf(msg, sizeof msg, "%s: %s", path, out.message);
+    set_error(e, msg); /* the last good version, if any, keeps serving */
   } else {
     const char *id = ac_plugin_get_info(p)->id;
     entry *owner = owner_of(r, id, e);
     if (owner) {
-      char msg[1200];
-      snprintf(msg, sizeof msg, "id \"%s\" is already used by %s", id, owner->path);
+      char msg[2200];
+      snprintf(msg, sizeof msg, "%s: id \"%s\" is already used by %s", path, id, owner->path);
       set_error(e, msg);
       snprintf(e->fallback_id, sizeof e->fallback_id, "%s", id);
       ac_plugin_free(p);
@@ -437,13 +444,8 @@ static int scan_dir(ac_registry *r, const char *dir, int builtin) {
   return changed;
 }
 
-int ac_registry_reload(ac_registry *r) {
-  pthread_mutex_lock(&r->reload_lock);
-  pthread_mutex_lock(&r->lock);
-  for (entry *e = r->entries; e; e = e->next)
-    e->seen = 0;
-  pthread_mutex_unlock(&r->lock);
-
+/* Scans the built-in directory, then every custom one. */
+static int scan_all(ac_registry *r) {
   int changed = scan_dir(r, r->builtin_dir, 1);
   char *dirs = strdup(r->custom_dirs);
   for (char *save = NULL, *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d;
@@ -451,6 +453,17 @@ int ac_registry_reload(ac_registry *r) {
     if (*d && strcmp(d, r->builtin_dir) != 0)
       changed += scan_dir(r, d, 0);
   free(dirs);
+  return changed;
+}
+
+int ac_registry_reload(ac_registry *r) {
+  pthread_mutex_lock(&r->reload_lock);
+  pthread_mutex_lock(&r->lock);
+  for (entry *e = r->entries; e; e = e->next)
+    e->seen = 0;
+  pthread_mutex_unlock(&r->lock);
+
+  int changed = scan_all(r);
 
   /* files that are gone disappear; entries that failed because another file
    * held their id are retried once that file is gone */
@@ -476,7 +489,8 @@ int ac_registry_reload(ac_registry *r) {
   r->ready = builtin_ok;
   entry *retry = NULL;
   for (entry *e = r->entries; e; e = e->next)
-    if (!e->good && e->error && strstr(e->error, "is already used by"))
+    if (!e->good && e->error && strstr(e->error, "is already used by") &&
+        !owner_of(r, e->fallback_id, e))
       e->size = -1, retry = e; /* forces a reload on the next scan */
   pthread_mutex_unlock(&r->lock);
   while (dropped) {
@@ -484,8 +498,10 @@ int ac_registry_reload(ac_registry *r) {
     entry_free(dropped);
     dropped = next;
   }
-  if (retry && changed)
-    changed += scan_dir(r, r->builtin_dir, 1) * 0; /* built-ins never conflict */
+  /* the holder of their id may have gone (or changed id) in this very
+   * reload: without a second pass they would wait for an unrelated change */
+  if (retry)
+    changed += scan_all(r);
   pthread_mutex_unlock(&r->reload_lock);
   return changed;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define MAX_DIRS 32
+#define MAX_BURST_MS 500 /* reload at least this often while changes keep coming */
 #define MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
               IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -45,7 +46,7 @@ static int add_missing(ac_watcher *w) {
 static void *watch_main(void *arg) {
   ac_watcher *w = arg;
   char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-  int64_t pending_since = 0;
+  int64_t pending_since = 0, burst_since = 0;
   for (;;) {
     struct pollfd p[2] = {{w->fd, POLLIN, 0}, {w->stop_pipe[0], POLLIN, 0}};
     int timeout = pending_since ? AC_WATCH_DEBOUNCE_MS : 1000;
@@ -64,12 +65,17 @@ static void *watch_main(void *arg) {
               w->wd[i] = -1; /* the directory went away: watch again when it returns */
         off += (ssize_t)sizeof *ev + ev->len;
       }
+      if (!pending_since)
+        burst_since = ac_clock_mono_ms();
       pending_since = ac_clock_mono_ms();
-      continue;
     }
     if (add_missing(w) && !pending_since)
-      pending_since = ac_clock_mono_ms();
-    if (pending_since && ac_clock_mono_ms() - pending_since >= AC_WATCH_DEBOUNCE_MS) {
+      pending_since = burst_since = ac_clock_mono_ms();
+    /* a quiet moment ends a burst; a directory that never goes quiet (an
+     * editor's swap file, a sync tool) must not hold reloads back forever */
+    int64_t now = ac_clock_mono_ms();
+    if (pending_since && (now - pending_since >= AC_WATCH_DEBOUNCE_MS ||
+                          now - burst_since >= MAX_BURST_MS)) {
       pending_since = 0;
       int changed = ac_registry_reload(w->registry);
       if (changed)
