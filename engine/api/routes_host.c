@@ -130,9 +130,10 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
   }
   const char *ns = req->params[0];
   const char *ref = cap == AC_CAP_APPROVAL_HOOK ? "approvalId" : "documentId";
-  json_t *payload = json_pack("{s:O, s:O}", ref, json_object_get(doc, ref), "data",
-                              json_object_get(doc, "data") ? json_object_get(doc, "data")
-                                                           : json_object());
+  json_t *data = json_object_get(doc, "data");
+  /* "o" takes the reference: a new {} for a missing data must not leak */
+  json_t *payload = json_pack("{s:O, s:o}", ref, json_object_get(doc, ref), "data",
+                              data ? json_incref(data) : json_object());
   json_t *item = NULL, *snapshot = NULL, *status = NULL;
   char *event_id = NULL;
   int created = 0;

@@ -24,33 +24,65 @@ static int ok(PGresult *r) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* Runs a statement whose result is not needed; AC_OK or AC_ERR_DB. */
+static int command(PGconn *db, const char *sql, int n, const char *const *p, ac_err *err) {
+  PGresult *r = run(db, sql, n, p);
+  if (!ok(r))
+    return fail(db, r, err);
+  PQclear(r);
+  return AC_OK;
+}
+
+/* Commits when rc is AC_OK, else rolls back; returns rc or the commit's
+ * failure. */
+static int tx_end(PGconn *db, int rc, ac_err *err) {
+  if (rc == AC_OK)
+    return command(db, "COMMIT", 0, NULL, err);
+  PQclear(PQexec(db, "ROLLBACK"));
+  return rc;
+}
+
 int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
                   const char *idempotency_key, const json_t *plugins, char **event_id,
                   int *created, ac_err *err) {
   *event_id = NULL;
   *created = 0;
+  int rc = command(db, "BEGIN", 0, NULL, err);
+  if (rc)
+    return rc;
   char *body = json_dumps(payload, JSON_COMPACT);
   char *list = json_dumps(plugins, JSON_COMPACT);
   const char *p[] = {ns, type, body, idempotency_key, list, AC_EVENTS_CHANNEL};
-  /* one statement: the event, its runs and the wake-up commit together */
+  /* the event, its runs and the wake-up commit together */
   PGresult *r = run(db,
                     "WITH e AS (SELECT * FROM ac_event_put(gen_random_uuid(), $1, $2, $3::jsonb, $4)), "
                     "r AS (INSERT INTO event_runs (event_id, plugin_id) "
                     "  SELECT e.event_id, x FROM e, jsonb_array_elements_text($5::jsonb) x "
                     "  WHERE e.created), "
-                    "d AS (UPDATE events SET status = 'done' FROM e WHERE events.id = e.event_id "
-                    "  AND e.created AND jsonb_array_length($5::jsonb) = 0), "
                     "n AS (SELECT pg_notify($6, $1) FROM e WHERE e.created) "
                     "SELECT e.event_id::text, e.created, (SELECT count(*) FROM n) FROM e",
                     6, p);
   free(body);
   free(list);
   if (!ok(r) || PQntuples(r) != 1)
-    return fail(db, r, err);
+    return tx_end(db, fail(db, r, err), err);
   *event_id = strdup(PQgetvalue(r, 0, 0));
   *created = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
   PQclear(r);
-  return AC_OK;
+  /* no run to do: done at once. A separate statement, because one WITH
+   * statement cannot see the row its ac_event_put call inserted. */
+  if (*created && json_array_size(plugins) == 0) {
+    const char *q[] = {*event_id};
+    rc = command(db, "UPDATE events SET status = 'done', updated_at = now() WHERE id = $1::uuid",
+                 1, q, err);
+  }
+  rc = tx_end(db, rc, err);
+  if (rc) {
+    free(*event_id);
+    *event_id = NULL;
+    *created = 0;
+  }
+  return rc;
 }
 
 int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **status, ac_err *err) {
@@ -115,22 +147,37 @@ int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const 
   snprintf(dur, sizeof dur, "%lld", duration_ms);
   snprintf(retry, sizeof retry, "%lld", retry_in_ms);
   const char *p[] = {owner, event_id, plugin, status, dur, error, retry};
+  int rc = command(db, "BEGIN", 0, NULL, err);
+  if (rc)
+    return rc;
   PGresult *r = run(
       db,
-      "WITH u AS (UPDATE event_runs SET status = $4, duration_ms = $5::bigint, last_error = $6, "
+      "UPDATE event_runs SET status = $4, duration_ms = $5::bigint, last_error = $6, "
       "  lease_owner = NULL, lease_until = NULL, updated_at = now(), "
       "  next_attempt_at = CASE WHEN $4 = 'retrying' "
       "    THEN now() + make_interval(secs => $7::bigint / 1000.0) ELSE next_attempt_at END "
-      "  WHERE event_id = $2::uuid AND plugin_id = $3 AND lease_owner = $1 RETURNING event_id) "
-      "UPDATE events SET status = 'done', updated_at = now() WHERE id IN (SELECT event_id FROM u) "
-      "AND NOT EXISTS (SELECT 1 FROM event_runs x WHERE x.event_id = events.id "
-      "  AND x.status IN ('queued', 'running', 'retrying') "
-      "  AND NOT (x.plugin_id = $3 AND $4 <> 'retrying'))",
+      "  WHERE event_id = $2::uuid AND plugin_id = $3 AND lease_owner = $1",
       7, p);
   if (!ok(r))
-    return fail(db, r, err);
+    return tx_end(db, fail(db, r, err), err);
+  int recorded = strcmp(PQcmdTuples(r), "0") != 0;
   PQclear(r);
-  return AC_OK;
+  /* Runs of one event finishing at once on two workers would each see the
+   * other still open in a snapshot taken before the other commits, and
+   * neither would close the event. So the check waits for the event's row
+   * lock (runs first, then the event: the order claims take too) and reads
+   * in a statement of its own, whose snapshot sees every earlier finish. */
+  const char *q[] = {event_id};
+  if (recorded && strcmp(status, "retrying") != 0)
+    rc = command(db, "SELECT 1 FROM events WHERE id = $1::uuid FOR UPDATE", 1, q, err);
+  if (recorded && strcmp(status, "retrying") != 0 && rc == AC_OK)
+    rc = command(db,
+                 "UPDATE events SET status = 'done', updated_at = now() "
+                 "WHERE id = $1::uuid AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM "
+                 "event_runs x WHERE x.event_id = events.id "
+                 "AND x.status IN ('queued', 'running', 'retrying'))",
+                 1, q, err);
+  return tx_end(db, rc, err);
 }
 
 int ac_events_prune(PGconn *db, int days, ac_err *err) {

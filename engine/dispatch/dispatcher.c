@@ -12,11 +12,18 @@
 
 #define IDLE_POLL_MS 500 /* without a wake-up, workers look for due runs this often */
 
+typedef struct worker_arg {
+  struct ac_dispatcher *d;
+  int index;
+} worker_arg;
+
 struct ac_dispatcher {
   ac_dispatcher_config cfg;
   char *url;
   char owner[96];
+  int lease_s; /* never shorter than a call can hold its run */
   pthread_t *threads;
+  worker_arg *args;
   int nthreads;
   pthread_mutex_t lock;
   pthread_cond_t wake;
@@ -60,8 +67,9 @@ static json_t *event_arg(const json_t *run) {
   return ev;
 }
 
-/* Runs one claimed run and records its outcome. */
-static void run_one(ac_dispatcher *d, PGconn *db, const json_t *run) {
+/* Runs one claimed run and records its outcome, as owner (this worker's
+ * lease name). */
+static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_t *run) {
   const ac_hook_env *env = d->cfg.env;
   const char *ns = json_string_value(json_object_get(run, "namespaceId"));
   const char *plugin = json_string_value(json_object_get(run, "pluginId"));
@@ -106,8 +114,10 @@ static void run_one(ac_dispatcher *d, PGconn *db, const json_t *run) {
       json_t *arg = event_arg(run);
       ac_outcome init_out;
       ac_pending_call *call = ac_plugin_call_start(t.h, hook, arg, &t.ctx, t.run_init, env->http);
-      ac_plugin_call_finish(call, ac_clock_mono_ms() + 2 * env->timeout_ms + 500, NULL, &out,
-                            &init_out);
+      /* init, when it runs first, has a timeout of its own; a call stuck in
+       * C releases the worker half a second after its deadline */
+      int64_t budget = (int64_t)env->timeout_ms * (t.run_init ? 2 : 1) + 500;
+      ac_plugin_call_finish(call, ac_clock_mono_ms() + budget, NULL, &out, &init_out);
       ac_hook_record(env, &t, hook, &init_out, &out);
       json_decref(arg);
       duration = out.duration_ms;
@@ -128,13 +138,17 @@ static void run_one(ac_dispatcher *d, PGconn *db, const json_t *run) {
     ac_hook_target_clear(&t);
   }
   json_decref(snapshot);
-  if (ac_events_finish(db, d->owner, event_id, plugin, status, duration,
+  if (ac_events_finish(db, owner, event_id, plugin, status, duration,
                        message[0] ? message : NULL, retry_in, &err) != AC_OK)
     ac_logf(env->log, AC_LOG_WARN, "recording run %s/%s failed: %s", event_id, plugin, err.msg);
 }
 
 static void *worker(void *arg) {
-  ac_dispatcher *d = arg;
+  ac_dispatcher *d = ((worker_arg *)arg)->d;
+  /* a lease per worker: a worker whose lease was lost cannot record over
+   * the worker of this instance that claimed the run again */
+  char owner[128];
+  snprintf(owner, sizeof owner, "%s-w%d", d->owner, ((worker_arg *)arg)->index);
   PGconn *db = NULL;
   int64_t last_prune = 0;
   for (;;) {
@@ -150,9 +164,9 @@ static void *worker(void *arg) {
     json_t *runs = NULL;
     ac_err err = {0};
     if (PQstatus(db) == CONNECTION_OK &&
-        ac_events_claim(db, d->owner, d->cfg.lease_s, 1, &runs, &err) == AC_OK &&
+        ac_events_claim(db, owner, d->lease_s, 1, &runs, &err) == AC_OK &&
         json_array_size(runs) > 0) {
-      run_one(d, db, json_array_get(runs, 0));
+      run_one(d, db, owner, json_array_get(runs, 0));
       json_decref(runs);
       continue;
     }
@@ -194,10 +208,21 @@ int ac_dispatcher_start(const ac_dispatcher_config *cfg, ac_dispatcher **out, ac
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&d->wake, &attr);
   pthread_condattr_destroy(&attr);
+  /* a run leased for less than a call may hold it would be claimed again
+   * while still in flight (delivered twice under normal operation) */
+  int hold_s = (2 * cfg->env->timeout_ms + 500 + 500 + 999) / 1000; /* + 0.5 s to record */
+  d->lease_s = cfg->lease_s > hold_s ? cfg->lease_s : hold_s;
+  if (d->lease_s != cfg->lease_s)
+    ac_logf(cfg->env->log, AC_LOG_WARN,
+            "AGENTCORE_LEASE_S=%d is shorter than a hook call may hold its run; leases last %d s",
+            cfg->lease_s, d->lease_s);
   d->threads = calloc((size_t)cfg->workers, sizeof *d->threads);
-  for (int i = 0; i < cfg->workers; i++)
-    if (pthread_create(&d->threads[i], NULL, worker, d) == 0)
+  d->args = calloc((size_t)cfg->workers, sizeof *d->args);
+  for (int i = 0; d->threads && d->args && i < cfg->workers; i++) {
+    d->args[d->nthreads] = (worker_arg){d, d->nthreads};
+    if (pthread_create(&d->threads[d->nthreads], NULL, worker, &d->args[d->nthreads]) == 0)
       d->nthreads++;
+  }
   *out = d;
   return AC_OK;
 }
@@ -221,6 +246,7 @@ void ac_dispatcher_stop(ac_dispatcher *d) {
   for (int i = 0; i < d->nthreads; i++)
     pthread_join(d->threads[i], NULL);
   free(d->threads);
+  free(d->args);
   free(d->url);
   pthread_mutex_destroy(&d->lock);
   pthread_cond_destroy(&d->wake);

@@ -15,7 +15,8 @@ typedef struct ac_dispatcher ac_dispatcher;
 typedef struct ac_dispatcher_config {
   const char *database_url;
   int workers;
-  int lease_s;
+  int lease_s;               /* raised (with a warning) to outlast the longest
+                                call, 2 x env->timeout_ms + 0.5 s, plus 0.5 s */
   const ac_hook_env *env;    /* borrowed */
   ac_config_cache *cache;    /* borrowed */
   const char *instance_id;   /* lease owner prefix */
