@@ -40,6 +40,17 @@ int ac_cmd_serve(int argc, char **argv) {
   ac_config cfg;
   if (!load_config(&cfg))
     return 2;
+  /* signals are taken synchronously by this thread; every thread the app
+   * starts (watchdog, dispatcher, listener, server) inherits the blocked
+   * mask, so block them before any is created */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
   ac_logger *log = ac_logger_new(cfg.log_level, NULL, NULL);
   ac_app *app = NULL;
   ac_err err = {0};
@@ -48,16 +59,6 @@ int ac_cmd_serve(int argc, char **argv) {
     ac_logger_free(log);
     return err.code == AC_ERR_INVALID ? 2 : 1;
   }
-
-  /* signals are taken synchronously by this thread; every other thread
-   * inherits the blocked mask */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN);
 
   ac_server_config scfg = {cfg.listen, cfg.workers > 4 ? cfg.workers : 4, 30, 1000};
   ac_server *server = NULL;
