@@ -4,6 +4,7 @@
 #include "db/store.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define MAX_ENTRIES 100000 /* beyond this the cache starts over */
@@ -12,6 +13,7 @@ struct ac_config_cache {
   pthread_mutex_t lock;
   json_t *entries; /* ns -> {"at": ms, "snapshot": {...}} */
   int fresh_ms;
+  uint64_t epoch; /* bumped by every invalidation */
 };
 
 ac_config_cache *ac_config_cache_new(int fresh_ms) {
@@ -42,22 +44,28 @@ int ac_config_cache_get(ac_config_cache *c, PGconn *db, const char *ns, json_t *
     pthread_mutex_unlock(&c->lock);
     return AC_OK;
   }
+  uint64_t epoch = c->epoch;
   pthread_mutex_unlock(&c->lock);
 
   int rc = ac_store_ns_snapshot(db, ns, snapshot, err);
   if (rc)
     return rc;
   pthread_mutex_lock(&c->lock);
-  if (json_object_size(c->entries) >= MAX_ENTRIES)
-    json_object_clear(c->entries);
-  json_object_set_new(c->entries, ns,
-                      json_pack("{s:I, s:O}", "at", (json_int_t)now, "snapshot", *snapshot));
+  /* an invalidation during the read may stand for a write this read did
+   * not see: caching it would serve the old config after the write */
+  if (c->epoch == epoch) {
+    if (json_object_size(c->entries) >= MAX_ENTRIES)
+      json_object_clear(c->entries);
+    json_object_set_new(c->entries, ns,
+                        json_pack("{s:I, s:O}", "at", (json_int_t)now, "snapshot", *snapshot));
+  }
   pthread_mutex_unlock(&c->lock);
   return AC_OK;
 }
 
 void ac_config_cache_invalidate(ac_config_cache *c, const char *ns) {
   pthread_mutex_lock(&c->lock);
+  c->epoch++;
   if (ns)
     json_object_del(c->entries, ns);
   else
