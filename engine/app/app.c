@@ -220,7 +220,9 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     return rc;
   }
   ac_registry_reload(app->registry);
-  app->cache = ac_config_cache_new(1000); /* NOTIFY drops entries sooner */
+  /* NOTIFY drops entries at once; the freshness window is the backstop that
+   * keeps "within 1 s" true even if a notification is lost */
+  app->cache = ac_config_cache_new(900);
   app->kv_pool = ac_db_pool_new(cfg->database_url, cfg->workers + 4, 2000, NULL);
   app->kv = app->kv_pool ? ac_kv_pg_new(app->kv_pool) : NULL;
   app->env = (ac_hook_env){app->registry, app->http, app->kv, app->metrics, log, ac_init_tracker_new(),
