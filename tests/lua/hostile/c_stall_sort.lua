@@ -11,5 +11,5 @@ return { id = "c-stall-sort", capabilities = { "agent_query" },
   onAgentQuery = function()
     table.sort(t, nil)
     table.sort(t, function(a, b) return a > b end)
-    return {}
+    while true do end -- a fast machine finished the sorts: the loop times out
   end }
