@@ -1,4 +1,4 @@
-/* app.c — wiring the service together and the database connection pool. */
+/* app.c — wiring the service together; lending pooled connections to handlers. */
 #include "app/app.h"
 #include "api/http.h"
 #include "db/events.h"
@@ -23,12 +23,14 @@ struct ac_app {
   ac_registry *registry;
   ac_metrics *metrics;
 
-  pthread_mutex_t pool_lock;
-  pthread_cond_t pool_cv;
-  PGconn *idle[POOL_MAX];
-  int idle_count;
-  int open_count;
-  int pool_size;
+  /* one pool for request handlers and context.db; handlers see the
+   * PGconn of a connection lent to them (store.c takes PGconn) */
+  ac_db_pool *pool;
+  pthread_mutex_t lent_lock;
+  struct {
+    PGconn *conn;
+    ac_db *db;
+  } lent[POOL_MAX];
 
   ac_config_cache *cache;
   ac_addr_guard *guard;
@@ -42,65 +44,33 @@ struct ac_app {
   pthread_mutex_t catalog_lock;
   char *catalog_text;         /* {"plugins":[...]} as last rendered */
   uint64_t catalog_generation; /* registry generation it was rendered at */
-  ac_db_pool *kv_pool; /* context.db of plugin calls */
   ac_kv *kv;
   ac_watcher *watcher;
 };
 
 /* ---- connections ------------------------------------------------------------ */
 
-static void quiet_notice(void *arg, const char *message) {
-  (void)arg;
-  (void)message; /* NOTICEs (e.g. "already exists, skipping") are not errors */
-}
-
-static PGconn *connect_db(ac_app *app) {
-  /* a request thread must not hang on an unreachable server: 5 s unless
-   * the url sets its own connect_timeout (expanded later, so it wins) */
-  const char *const keys[] = {"connect_timeout", "dbname", NULL};
-  const char *const vals[] = {"5", app->cfg.database_url, NULL};
-  PGconn *c = PQconnectdbParams(keys, vals, 1);
-  PQsetNoticeProcessor(c, quiet_notice, NULL);
-  if (PQstatus(c) != CONNECTION_OK) {
-    ac_logf(app->log, AC_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
-    PQfinish(c);
-    return NULL;
-  }
-  return c;
-}
-
-/* An idle pooled connection whose server side went away (restart,
- * pg_terminate_backend) still says CONNECTION_OK until it is read from:
- * reading what the server already sent (its FATAL notice, then EOF) finds
- * that out without a round trip, so no request fails on a stale connection.
- * The socket is non-blocking inside libpq, so this never waits. */
-static int still_open(PGconn *c) {
-  for (int i = 0; i < 3 && PQstatus(c) == CONNECTION_OK; i++)
-    if (!PQconsumeInput(c))
-      break;
-  return PQstatus(c) == CONNECTION_OK;
-}
-
 PGconn *ac_app_db(ac_app *app, ac_response *res) {
-  pthread_mutex_lock(&app->pool_lock);
-  while (app->idle_count == 0 && app->open_count >= app->pool_size)
-    pthread_cond_wait(&app->pool_cv, &app->pool_lock);
-  PGconn *c = app->idle_count ? app->idle[--app->idle_count] : NULL;
-  if (!c)
-    app->open_count++;
-  pthread_mutex_unlock(&app->pool_lock);
-  /* a connection broken by a database restart is replaced here */
-  if (c && !still_open(c)) {
-    PQfinish(c);
-    c = NULL;
+  ac_err err = {0};
+  ac_db *db = ac_db_pool_get(app->pool, -1, &err);
+  PGconn *c = db ? ac_db_conn(db) : NULL;
+  if (c) {
+    pthread_mutex_lock(&app->lent_lock);
+    for (int i = 0; i < POOL_MAX; i++)
+      if (!app->lent[i].conn) {
+        app->lent[i].conn = c;
+        app->lent[i].db = db;
+        db = NULL;
+        break;
+      }
+    pthread_mutex_unlock(&app->lent_lock);
+    if (db) { /* cannot happen: the pool is no larger than the table */
+      ac_db_pool_put(app->pool, db);
+      c = NULL;
+    }
   }
-  if (!c)
-    c = connect_db(app);
   if (!c) {
-    pthread_mutex_lock(&app->pool_lock);
-    app->open_count--;
-    pthread_cond_signal(&app->pool_cv);
-    pthread_mutex_unlock(&app->pool_lock);
+    ac_logf(app->log, AC_LOG_WARN, "database unavailable: %s", err.msg);
     if (res) {
       ac_respond_problem(res, 503, "the database is unavailable; try again", NULL);
       snprintf(res->retry_after, sizeof res->retry_after, "1");
@@ -109,20 +79,20 @@ PGconn *ac_app_db(ac_app *app, ac_response *res) {
   return c;
 }
 
-void ac_app_db_done(ac_app *app, PGconn *db) {
-  if (!db)
+void ac_app_db_done(ac_app *app, PGconn *conn) {
+  if (!conn)
     return;
-  pthread_mutex_lock(&app->pool_lock);
-  if (PQstatus(db) == CONNECTION_OK && PQtransactionStatus(db) == PQTRANS_IDLE &&
-      app->idle_count < POOL_MAX) {
-    app->idle[app->idle_count++] = db;
-    db = NULL;
-  } else {
-    app->open_count--;
-  }
-  pthread_cond_signal(&app->pool_cv);
-  pthread_mutex_unlock(&app->pool_lock);
-  PQfinish(db);
+  ac_db *db = NULL;
+  pthread_mutex_lock(&app->lent_lock);
+  for (int i = 0; i < POOL_MAX; i++)
+    if (app->lent[i].conn == conn) {
+      db = app->lent[i].db;
+      app->lent[i].conn = NULL;
+      app->lent[i].db = NULL;
+      break;
+    }
+  pthread_mutex_unlock(&app->lent_lock);
+  ac_db_pool_put(app->pool, db);
 }
 
 int ac_app_ready(ac_app *app) {
@@ -188,10 +158,16 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
   app->cfg = *cfg;
   app->log = log;
-  app->pool_size = cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX;
-  pthread_mutex_init(&app->pool_lock, NULL);
+  pthread_mutex_init(&app->lent_lock, NULL);
+  app->pool = ac_db_pool_new(cfg->database_url,
+                             cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX,
+                             5000, err);
+  if (!app->pool) {
+    int code = err ? err->code : AC_ERR_DB;
+    ac_app_free(app);
+    return code;
+  }
   pthread_mutex_init(&app->catalog_lock, NULL);
-  pthread_cond_init(&app->pool_cv, NULL);
   app->metrics = ac_metrics_new();
   describe_metrics(app->metrics);
 
@@ -223,8 +199,7 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   /* NOTIFY drops entries at once; the freshness window is the backstop that
    * keeps "within 1 s" true even if a notification is lost */
   app->cache = ac_config_cache_new(900);
-  app->kv_pool = ac_db_pool_new(cfg->database_url, cfg->workers + 4, 2000, NULL);
-  app->kv = app->kv_pool ? ac_kv_pg_new(app->kv_pool) : NULL;
+  app->kv = ac_kv_pg_new(app->pool);
   app->env = (ac_hook_env){app->registry, app->http, app->kv, app->metrics, log, ac_init_tracker_new(),
                            cfg->hook_timeout_ms};
   ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
@@ -249,7 +224,6 @@ void ac_app_free(ac_app *app) {
   ac_dispatcher_stop(app->dispatcher);
   ac_config_cache_free(app->cache);
   ac_kv_free(app->kv);
-  ac_db_pool_free(app->kv_pool);
   ac_init_tracker_free(app->env.inits);
   ac_http_pool_free(app->http);
   ac_rate_limiter_free(app->limiter);
@@ -259,12 +233,10 @@ void ac_app_free(ac_app *app) {
   ac_registry_free(app->registry);
   ac_jwt_verifier_free(app->jwt);
   ac_metrics_free(app->metrics);
-  for (int i = 0; i < app->idle_count; i++)
-    PQfinish(app->idle[i]);
-  pthread_mutex_destroy(&app->pool_lock);
+  ac_db_pool_free(app->pool);
+  pthread_mutex_destroy(&app->lent_lock);
   pthread_mutex_destroy(&app->catalog_lock);
   free(app->catalog_text);
-  pthread_cond_destroy(&app->pool_cv);
   free(app);
 }
 
