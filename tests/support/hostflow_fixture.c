@@ -171,22 +171,6 @@ json_t *ac_hostflow_run(const json_t *status, const char *plugin) {
 
 /* ---- a second instance on the same database ----------------------------------------- */
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0)
-    return -1;
-  struct sockaddr_in sa = {0};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  int port = -1;
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-    port = ntohs(sa.sin_port);
-  close(fd);
-  return port;
-}
-
 /* 1 when entry ("NAME=value") sets the same variable as one in set[0..n). */
 static int overridden(const char *entry, char *const *set, size_t n) {
   const char *eq = strchr(entry, '=');
@@ -206,7 +190,7 @@ int ac_hostflow_spawn(const ac_test_server *base, const char *const *env, ac_tes
   }
   snprintf(out->admin_conninfo, sizeof out->admin_conninfo, "%s", base->admin_conninfo);
   snprintf(out->conninfo, sizeof out->conninfo, "%s", base->conninfo);
-  out->port = free_port();
+  out->port = ac_test_free_port();
   snprintf(out->base_url, sizeof out->base_url, "http://127.0.0.1:%d", out->port);
   snprintf(out->log_path, sizeof out->log_path, "%s.second", base->log_path);
 

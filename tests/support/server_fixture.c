@@ -198,7 +198,7 @@ int ac_test_server_db_outage(ac_test_server *s, int down) {
 
 /* ---- child process ------------------------------------------------------------ */
 
-static int free_port(void) {
+int ac_test_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
@@ -300,7 +300,7 @@ int ac_test_server_start(ac_test_server *s, const char *name, const char *const 
   if (admin_ddl(s, "DROP DATABASE IF EXISTS ", s->dbname, " WITH (FORCE)") ||
       admin_ddl(s, "CREATE DATABASE ", s->dbname, ""))
     return -1;
-  s->port = free_port();
+  s->port = ac_test_free_port();
   if (s->port <= 0)
     return fail(s, "no free port");
   snprintf(s->base_url, sizeof s->base_url, "http://127.0.0.1:%d", s->port);

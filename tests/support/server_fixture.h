@@ -122,4 +122,7 @@ int ac_test_expect(const ac_test_response *res, long status, const char *schema)
 json_t *ac_test_json(const ac_test_server *s, const char *method, const char *path,
                      const char *token, const char *body, long status, const char *schema);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (-1 on failure). */
+int ac_test_free_port(void);
+
 #endif
