@@ -563,7 +563,9 @@ static void sighup_during_a_reload(void **state) {
   write_in_place(target, src);
   assert_int_equal(kill(srv.pid, SIGHUP), 0);
   assert_int_equal(kill(srv.pid, SIGHUP), 0);
-  long long took = wait_catalog("heavy", "ready", "3.0.0", SEEN_WITHIN_MS + 1000, NULL);
+  /* two 0.6 s (CPU time) loads run back to back: on a loaded machine that
+   * takes longer in wall time, and what matters is the end state */
+  long long took = wait_catalog("heavy", "ready", "3.0.0", 10000, NULL);
   assert_true(server_alive());
   assert_true(took >= 0);
   assert_int_equal(unlink(link_path), 0);
