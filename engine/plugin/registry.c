@@ -490,8 +490,10 @@ int ac_registry_reload(ac_registry *r) {
   entry *retry = NULL;
   for (entry *e = r->entries; e; e = e->next)
     if (!e->good && e->error && strstr(e->error, "is already used by") &&
-        !owner_of(r, e->fallback_id, e))
-      e->size = -1, retry = e; /* forces a reload on the next scan */
+        !owner_of(r, e->fallback_id, e)) {
+      e->size = -1; /* forces a reload on the next scan */
+      retry = e;
+    }
   pthread_mutex_unlock(&r->lock);
   while (dropped) {
     entry *next = dropped->next;
