@@ -159,19 +159,22 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   app->cfg = *cfg;
   app->log = log;
   pthread_mutex_init(&app->lent_lock, NULL);
-  app->pool = ac_db_pool_new(cfg->database_url,
-                             cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX,
-                             5000, err);
-  if (!app->pool) {
-    int code = err ? err->code : AC_ERR_DB;
-    ac_app_free(app);
-    return code;
-  }
   pthread_mutex_init(&app->catalog_lock, NULL);
   app->metrics = ac_metrics_new();
   describe_metrics(app->metrics);
 
+  /* settings first (no I/O), so a bad token setting is named before any
+   * connection is tried */
   int rc = ac_jwt_verifier_from_config(cfg, &app->jwt, err);
+  if (rc == AC_OK) {
+    app->pool = ac_db_pool_new(cfg->database_url,
+                               cfg->workers * 2 + 8 < POOL_MAX ? cfg->workers * 2 + 8 : POOL_MAX,
+                               5000, err);
+    if (!app->pool) {
+      rc = err ? err->code : AC_ERR_DB;
+      ac_err_prefix(err, "AGENTCORE_DATABASE_URL");
+    }
+  }
   if (rc == AC_OK) {
     PGconn *db = ac_app_db(app, NULL);
     if (!db) {
