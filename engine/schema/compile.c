@@ -79,19 +79,7 @@ typedef struct cctx {
 
 /* Appends "/seg" (RFC 6901-escaped) to the path; returns the old length. */
 static size_t path_push(cctx *c, const char *seg, size_t len) {
-  size_t old = strlen(c->path), at = old;
-  if (at + 1 < sizeof c->path)
-    c->path[at++] = '/';
-  for (size_t i = 0; i < len && at + 3 < sizeof c->path; i++) {
-    if (seg[i] == '~' || seg[i] == '/') {
-      c->path[at++] = '~';
-      c->path[at++] = seg[i] == '~' ? '0' : '1';
-    } else {
-      c->path[at++] = seg[i] ? seg[i] : '?';
-    }
-  }
-  c->path[at] = '\0';
-  return old;
+  return ac_schema_path_push(c->path, sizeof c->path, seg, len);
 }
 
 static size_t path_push_index(cctx *c, size_t i) {

@@ -24,19 +24,7 @@ typedef struct lconv {
 /* ---- paths and errors (the same "configSchema/a/b" form compile uses) ---- */
 
 static size_t path_push(lconv *c, const char *seg, size_t len) {
-  size_t old = strlen(c->path), at = old;
-  if (at + 1 < sizeof c->path)
-    c->path[at++] = '/';
-  for (size_t i = 0; i < len && at + 3 < sizeof c->path; i++) {
-    if (seg[i] == '~' || seg[i] == '/') {
-      c->path[at++] = '~';
-      c->path[at++] = seg[i] == '~' ? '0' : '1';
-    } else {
-      c->path[at++] = seg[i] ? seg[i] : '?';
-    }
-  }
-  c->path[at] = '\0';
-  return old;
+  return ac_schema_path_push(c->path, sizeof c->path, seg, len);
 }
 
 static size_t path_push_index(lconv *c, lua_Integer i) {

@@ -119,4 +119,10 @@ int ac_schema_json_equal(const json_t *a, const json_t *b);
  * branch of n. */
 int ac_schema_node_is_secret(const node *n);
 
+/* Appends "/seg" (RFC 6901-escaped, cut at size) to the NUL-terminated
+ * path and returns its old length, so the caller can restore it with
+ * path[old] = '\0'. Shared by the Lua conversion and the compiler, whose
+ * messages name schema locations the same way. */
+size_t ac_schema_path_push(char *path, size_t size, const char *seg, size_t len);
+
 #endif

@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "fixtures.h"
 #include "http_sink.h"
+#include "server_fixture.h"
 #include "outbound/http_client.h"
 #include "schema/schema.h"
 
@@ -49,6 +50,13 @@ static int setup(void **state) {
   return 0;
 }
 
+/* A loopback port nothing listens on. */
+static unsigned closed_port_checked(void) {
+  int port = ac_test_free_port();
+  assert_true(port > 0);
+  return (unsigned)port;
+}
+
 static int teardown(void **state) {
   fx *f = *state;
   ac_http_client_free(f->client);
@@ -56,16 +64,6 @@ static int teardown(void **state) {
   ac_sink_stop(f->sink);
   free(f);
   return 0;
-}
-
-static unsigned closed_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t n = sizeof a;
-  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
-  close(s);
-  return ntohs(a.sin_port);
 }
 
 static ac_plugin *load_builtin(const char *file, int timeout_ms) {
@@ -406,7 +404,7 @@ static void test_odb_api_failures(void **state) {
       ac_sink_push(f->sink, u->script);
     char base[128], config[512];
     if (u->closed)
-      snprintf(base, sizeof base, "http://127.0.0.1:%u", closed_port());
+      snprintf(base, sizeof base, "http://127.0.0.1:%u", closed_port_checked());
     else
       snprintf(base, sizeof base, "%s", ac_sink_url(f->sink));
     snprintf(config, sizeof config, "{\"mode\":\"api\",\"apiKey\":\"k\",\"baseUrl\":\"%s\"}",
@@ -773,7 +771,7 @@ static void test_webhook_hanging_receiver(void **state) {
 static void test_webhook_transport_and_denied(void **state) {
   fx *f = *state;
   char config[512];
-  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%u/x\"}", closed_port());
+  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%u/x\"}", closed_port_checked());
   json_t *ev = approval_event();
   call r;
   wh_call(f, AC_HOOK_APPROVAL, ev, config, f->client, 3000, &r);

@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "fixtures.h"
 #include "http_sink.h"
+#include "server_fixture.h"
 #include "lua/context.h"
 #include "outbound/http_client.h"
 
@@ -58,6 +59,13 @@ static int setup(void **state) {
   return 0;
 }
 
+/* A loopback port nothing listens on. */
+static unsigned closed_port_checked(void) {
+  int port = ac_test_free_port();
+  assert_true(port > 0);
+  return (unsigned)port;
+}
+
 static int teardown(void **state) {
   fx *f = *state;
   ac_http_client_free(f->client);
@@ -65,17 +73,6 @@ static int teardown(void **state) {
   ac_sink_stop(f->sink);
   free(f);
   return 0;
-}
-
-/* A loopback port nothing listens on. */
-static unsigned closed_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t n = sizeof a;
-  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
-  close(s);
-  return ntohs(a.sin_port);
 }
 
 /* ---- running a snippet as a plugin hook --------------------------------- */
@@ -302,7 +299,7 @@ static void test_error_kinds(void **state) {
   assert_int_equal(ac_rate_limiter_new(0.001, 1, 0, &rl, NULL), AC_OK);
   ac_http_client *no_allow = client_with(none, NULL);
   ac_http_client *rate_one = client_with(f->guard, rl);
-  unsigned port = closed_port();
+  unsigned port = closed_port_checked();
   for (size_t i = 0; i < sizeof ERR_CASES / sizeof *ERR_CASES; i++) {
     const err_case *c = &ERR_CASES[i];
     print_message("case: %s\n", c->name);
