@@ -18,9 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
-#define SPAWN_WAIT_MS 15000
 
 long long ac_hostflow_now_ms(void) {
   struct timespec ts;
@@ -171,102 +169,8 @@ json_t *ac_hostflow_run(const json_t *status, const char *plugin) {
 
 /* ---- a second instance on the same database ----------------------------------------- */
 
-/* 1 when entry ("NAME=value") sets the same variable as one in set[0..n). */
-static int overridden(const char *entry, char *const *set, size_t n) {
-  const char *eq = strchr(entry, '=');
-  size_t len = eq ? (size_t)(eq - entry) : strlen(entry);
-  for (size_t j = 0; j < n; j++)
-    if (strncmp(set[j], entry, len) == 0 && set[j][len] == '=')
-      return 1;
-  return 0;
-}
-
 int ac_hostflow_spawn(const ac_test_server *base, const char *const *env, ac_test_server *out) {
-  memset(out, 0, sizeof *out);
-  const char *bin = getenv("AC_BINARY");
-  if (!bin || !*bin) {
-    snprintf(out->err, sizeof out->err, "AC_BINARY is not set");
-    return -1;
-  }
-  snprintf(out->admin_conninfo, sizeof out->admin_conninfo, "%s", base->admin_conninfo);
-  snprintf(out->conninfo, sizeof out->conninfo, "%s", base->conninfo);
-  out->port = ac_test_free_port();
-  snprintf(out->base_url, sizeof out->base_url, "http://127.0.0.1:%d", out->port);
-  snprintf(out->log_path, sizeof out->log_path, "%s.second", base->log_path);
-
-  char db_env[2100], listen_env[64];
-  snprintf(db_env, sizeof db_env, "AGENTCORE_DATABASE_URL=%s", base->conninfo);
-  snprintf(listen_env, sizeof listen_env, "AGENTCORE_LISTEN=127.0.0.1:%d", out->port);
-  char *set[64] = {db_env,
-                   listen_env,
-                   "AGENTCORE_JWT_SECRET=" AC_TEST_JWT_SECRET,
-                   "AGENTCORE_JWT_ALG=HS256",
-                   "AGENTCORE_LOG_LEVEL=warn",
-                   "AGENTCORE_HOOK_TIMEOUT_MS=300"};
-  size_t nset = 6;
-  /* a later setting of the same name replaces the default */
-  for (size_t i = 0; env && env[i] && nset < 63; i++) {
-    size_t j = 0;
-    while (j < nset && !overridden(env[i], &set[j], 1))
-      j++;
-    set[j == nset ? nset++ : j] = (char *)env[i];
-  }
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **envp = calloc(n + nset + 1, sizeof *envp);
-  if (!envp)
-    return -1;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!overridden(environ[i], set, nset))
-      envp[k++] = environ[i];
-  for (size_t j = 0; j < nset; j++)
-    envp[k++] = set[j];
-
-  int log_fd = open(out->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (log_fd < 0) {
-    free(envp);
-    snprintf(out->err, sizeof out->err, "cannot open %s", out->log_path);
-    return -1;
-  }
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    char *argv[] = {(char *)"agentcore", (char *)"serve", NULL};
-    execve(bin, argv, envp);
-    _exit(127);
-  }
-  close(log_fd);
-  free(envp);
-  if (pid < 0) {
-    snprintf(out->err, sizeof out->err, "fork: %s", strerror(errno));
-    return -1;
-  }
-  out->pid = pid;
-  long long end = ac_hostflow_now_ms() + SPAWN_WAIT_MS;
-  while (ac_hostflow_now_ms() < end) {
-    ac_test_response res;
-    long st = ac_test_call(out, "GET", "/healthz", NULL, NULL, &res);
-    ac_test_response_free(&res);
-    if (st == 200)
-      return 0;
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      out->pid = 0;
-      snprintf(out->err, sizeof out->err, "second instance exited during startup (log %s)",
-               out->log_path);
-      return -1;
-    }
-    pause_ms(50);
-  }
-  ac_hostflow_kill(out);
-  snprintf(out->err, sizeof out->err, "second instance did not answer /healthz");
-  return -1;
+  return ac_test_server_start_on(base, env, out);
 }
 
 void ac_hostflow_kill(ac_test_server *s) {

@@ -280,31 +280,16 @@ static int reap(ac_test_server *s, int wait_flag) {
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
 }
 
-int ac_test_server_start(ac_test_server *s, const char *name, const char *const *env) {
-  memset(s, 0, sizeof *s);
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  const char *url = getenv("AGENTCORE_TEST_DATABASE_URL");
-  const char *bin = getenv("AC_BINARY");
-  if (!url || !*url)
-    return fail(s, "AGENTCORE_TEST_DATABASE_URL is not set (run through scripts/dev test, or "
-                   "export it from scripts/pg url)");
-  if (!bin || !*bin || access(bin, X_OK) != 0)
-    return fail(s, "AC_BINARY is not set or not executable (run through ctest)");
-  if (strlen(name) > 40 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
-    return fail(s, "bad server name \"%s\"", name);
-  snprintf(s->admin_conninfo, sizeof s->admin_conninfo, "%s", url);
-  snprintf(s->dbname, sizeof s->dbname, "t_%s_%ld", name, (long)getpid());
-  if (conninfo_with_db(s, url, s->dbname, s->conninfo, sizeof s->conninfo))
-    return -1;
-  /* a database left by a crashed earlier run with our pid goes first */
-  if (admin_ddl(s, "DROP DATABASE IF EXISTS ", s->dbname, " WITH (FORCE)") ||
-      admin_ddl(s, "CREATE DATABASE ", s->dbname, ""))
-    return -1;
+/* Starts `agentcore serve` for s (its conninfo and, when s owns it, its
+ * database are set) on a free port with the default test settings and env
+ * (a later setting of the same name wins), and waits for /healthz. */
+static int launch(ac_test_server *s, const char *bin, const char *const *env) {
   s->port = ac_test_free_port();
   if (s->port <= 0)
     return fail(s, "no free port");
   snprintf(s->base_url, sizeof s->base_url, "http://127.0.0.1:%d", s->port);
-  snprintf(s->log_path, sizeof s->log_path, "/tmp/agentcore-test-%s.log", s->dbname);
+  snprintf(s->log_path, sizeof s->log_path, "/tmp/agentcore-test-%s-%d.log",
+           s->dbname[0] ? s->dbname : "second", s->port);
 
   char db_env[2100], listen_env[64];
   snprintf(db_env, sizeof db_env, "AGENTCORE_DATABASE_URL=%s", s->conninfo);
@@ -350,7 +335,8 @@ int ac_test_server_start(ac_test_server *s, const char *name, const char *const 
     int st = reap(s, WNOHANG);
     if (st >= 0) {
       print_log_tail(s);
-      admin_ddl(s, "DROP DATABASE IF EXISTS ", s->dbname, " WITH (FORCE)");
+      if (s->dbname[0])
+        admin_ddl(s, "DROP DATABASE IF EXISTS ", s->dbname, " WITH (FORCE)");
       return fail(s, "agentcore serve exited with status %d during startup", st);
     }
     sleep_ms(50);
@@ -358,6 +344,41 @@ int ac_test_server_start(ac_test_server *s, const char *name, const char *const 
   print_log_tail(s);
   ac_test_server_stop(s);
   return fail(s, "agentcore serve did not answer /healthz within %d ms", START_WAIT_MS);
+}
+
+int ac_test_server_start_on(const ac_test_server *base, const char *const *env,
+                            ac_test_server *out) {
+  memset(out, 0, sizeof *out);
+  const char *bin = getenv("AC_BINARY");
+  if (!bin || !*bin || access(bin, X_OK) != 0)
+    return fail(out, "AC_BINARY is not set or not executable (run through ctest)");
+  snprintf(out->admin_conninfo, sizeof out->admin_conninfo, "%s", base->admin_conninfo);
+  snprintf(out->conninfo, sizeof out->conninfo, "%s", base->conninfo);
+  /* dbname stays empty: stopping this server leaves base's database */
+  return launch(out, bin, env);
+}
+
+int ac_test_server_start(ac_test_server *s, const char *name, const char *const *env) {
+  memset(s, 0, sizeof *s);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const char *url = getenv("AGENTCORE_TEST_DATABASE_URL");
+  const char *bin = getenv("AC_BINARY");
+  if (!url || !*url)
+    return fail(s, "AGENTCORE_TEST_DATABASE_URL is not set (run through scripts/dev test, or "
+                   "export it from scripts/pg url)");
+  if (!bin || !*bin || access(bin, X_OK) != 0)
+    return fail(s, "AC_BINARY is not set or not executable (run through ctest)");
+  if (strlen(name) > 40 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+    return fail(s, "bad server name \"%s\"", name);
+  snprintf(s->admin_conninfo, sizeof s->admin_conninfo, "%s", url);
+  snprintf(s->dbname, sizeof s->dbname, "t_%s_%ld", name, (long)getpid());
+  if (conninfo_with_db(s, url, s->dbname, s->conninfo, sizeof s->conninfo))
+    return -1;
+  /* a database left by a crashed earlier run with our pid goes first */
+  if (admin_ddl(s, "DROP DATABASE IF EXISTS ", s->dbname, " WITH (FORCE)") ||
+      admin_ddl(s, "CREATE DATABASE ", s->dbname, ""))
+    return -1;
+  return launch(s, bin, env);
 }
 
 int ac_test_server_stop(ac_test_server *s) {

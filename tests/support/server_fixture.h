@@ -122,6 +122,12 @@ int ac_test_expect(const ac_test_response *res, long status, const char *schema)
 json_t *ac_test_json(const ac_test_server *s, const char *method, const char *path,
                      const char *token, const char *body, long status, const char *schema);
 
+/* Starts another `agentcore serve` on base's database (same defaults plus
+ * env) and waits for /healthz. out->dbname stays empty, so stopping it
+ * leaves the database to base. Returns 0 or -1 with out->err set. */
+int ac_test_server_start_on(const ac_test_server *base, const char *const *env,
+                            ac_test_server *out);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago (-1 on failure). */
 int ac_test_free_port(void);
 
