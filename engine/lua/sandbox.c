@@ -111,6 +111,12 @@ static int guarded_handler(lua_State *L) {
   return 1;
 }
 
+static int xpcall_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
 static int sb_xpcall(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushvalue(L, 2);
@@ -118,7 +124,9 @@ static int sb_xpcall(lua_State *L) {
   lua_replace(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  /* with a continuation, so the engine can move a call that is inside an
+   * xpcall to a worker */
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, xpcall_done);
   return lua_gettop(L);
 }
 
@@ -194,9 +202,14 @@ static int sb_require(lua_State *L) {
 
 /* ---- coroutines ------------------------------------------------------- */
 
+#define RESUME_ENGINE_YIELD (-2)
+
 /* Resumes co from L with narg arguments on L's stack top, keeping the
  * watchdog pointed at whichever state is running. Returns the number of
- * results moved to L, or -1 with the error value on L's top. */
+ * results moved to L, -1 with the error value on L's top, or
+ * RESUME_ENGINE_YIELD when co gave its thread back to the engine (a time
+ * slice ended or a binding must wait) and L must yield too: the caller
+ * yields with a continuation that resumes co again. */
 static int resume_tracked(lua_State *L, lua_State *co, int narg) {
   if (!lua_checkstack(co, narg)) {
     lua_pushliteral(L, "too many arguments to resume");
@@ -213,11 +226,21 @@ static int resume_tracked(lua_State *L, lua_State *co, int narg) {
   }
   ac_vm_checkpoint(L); /* past the deadline: stop here, not inside co */
   lua_xmove(L, co, narg);
-  int nres = 0;
-  ac_watchdog_set_running(co);
-  int status = lua_resume(co, L, narg, &nres);
-  ac_watchdog_set_running(L);
-  ac_vm_checkpoint(L); /* a timeout inside co must unwind L too */
+  int nres = 0, status;
+  for (;;) {
+    ac_watchdog_set_running(co);
+    status = lua_resume(co, L, narg, &nres);
+    ac_watchdog_set_running(L);
+    ac_vm_checkpoint(L); /* a timeout inside co must unwind L too */
+    if (status != LUA_YIELD || !ac_vm_engine_yield_pending(L))
+      break;
+    lua_pop(co, nres);
+    if (lua_isyieldable(L))
+      return RESUME_ENGINE_YIELD;
+    /* L cannot yield (a C call is in between): go on here */
+    ac_vm_cancel_engine_yield(L);
+    narg = 0;
+  }
   if (status == LUA_OK || status == LUA_YIELD) {
     if (!lua_checkstack(L, nres + 1)) {
       lua_pop(co, nres);
@@ -237,9 +260,7 @@ static lua_State *check_co(lua_State *L, int idx) {
   return co;
 }
 
-static int sb_resume(lua_State *L) {
-  lua_State *co = check_co(L, 1);
-  int r = resume_tracked(L, co, lua_gettop(L) - 1);
+static int resume_finish(lua_State *L, int r) {
   if (r < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -250,9 +271,27 @@ static int sb_resume(lua_State *L) {
   return r + 1;
 }
 
-static int wrap_call(lua_State *L) {
-  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-  int r = resume_tracked(L, co, lua_gettop(L));
+/* coroutine.resume after the engine moved the call: co is still at 1 */
+static int resume_again(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_State *co = lua_tothread(L, 1);
+  lua_settop(L, 1);
+  int r = resume_tracked(L, co, 0);
+  if (r == RESUME_ENGINE_YIELD)
+    return lua_yieldk(L, 0, 0, resume_again);
+  return resume_finish(L, r);
+}
+
+static int sb_resume(lua_State *L) {
+  lua_State *co = check_co(L, 1);
+  int r = resume_tracked(L, co, lua_gettop(L) - 1);
+  if (r == RESUME_ENGINE_YIELD)
+    return lua_yieldk(L, 0, 0, resume_again);
+  return resume_finish(L, r);
+}
+
+static int wrap_finish(lua_State *L, lua_State *co, int r) {
   if (r < 0) {
     int st = lua_status(co);
     if (st != LUA_OK && st != LUA_YIELD) {
@@ -269,6 +308,39 @@ static int wrap_call(lua_State *L) {
     return lua_error(L);
   }
   return r;
+}
+
+static int wrap_again(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  lua_settop(L, 0);
+  int r = resume_tracked(L, co, 0);
+  if (r == RESUME_ENGINE_YIELD)
+    return lua_yieldk(L, 0, 0, wrap_again);
+  return wrap_finish(L, co, r);
+}
+
+static int wrap_call(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int r = resume_tracked(L, co, lua_gettop(L));
+  if (r == RESUME_ENGINE_YIELD)
+    return lua_yieldk(L, 0, 0, wrap_again);
+  return wrap_finish(L, co, r);
+}
+
+/* coroutine.yield and isyieldable: the plugin's top level runs on the
+ * engine's own coroutine, which is not the plugin's to yield */
+static int sb_yield(lua_State *L) {
+  if (ac_vm_is_call_root(L) || !lua_isyieldable(L))
+    return luaL_error(L, "attempt to yield from outside a coroutine");
+  return lua_yield(L, lua_gettop(L));
+}
+
+static int sb_isyieldable(lua_State *L) {
+  lua_State *co = lua_isnone(L, 1) ? L : check_co(L, 1);
+  lua_pushboolean(L, !ac_vm_is_call_root(co) && lua_isyieldable(co));
+  return 1;
 }
 
 static int sb_wrap(lua_State *L) {
@@ -432,6 +504,10 @@ void ac_sandbox_open(lua_State *L) {
   allowed_lib(L, luaopen_coroutine, coroutine_names);
   lua_pushcfunction(L, sb_resume);
   lua_setfield(L, -2, "resume");
+  lua_pushcfunction(L, sb_yield);
+  lua_setfield(L, -2, "yield");
+  lua_pushcfunction(L, sb_isyieldable);
+  lua_setfield(L, -2, "isyieldable");
   lua_pushcfunction(L, sb_wrap);
   lua_setfield(L, -2, "wrap");
   lua_pushcfunction(L, sb_close);

@@ -35,6 +35,19 @@ struct ac_vm {
 
   void *call_data;      /* what the caller attached to the running call */
   uint64_t call_serial; /* bumped per call: stale context tables notice */
+
+  /* a resumable call (ac_vm_call_start): its coroutine, where it stands,
+   * and why it last gave its thread back */
+  lua_State *co;        /* the call's coroutine, reused across calls */
+  int co_ref;           /* keeps co alive in the registry */
+  int co_nargs;         /* arguments waiting for the first resume */
+  int co_started;
+  int64_t started_ms;
+  ac_watch watch;
+  int64_t slice_end_us; /* the running slice must yield by then (0: none) */
+  int no_block;         /* this slice runs where blocking is not allowed */
+  ac_vm_yield engine_yield; /* set just before the engine's own yields */
+  int blocked_inline;   /* a blocking point could not move to a worker */
 };
 
 const char *ac_outcome_kind_name(ac_outcome_kind kind) {
@@ -89,6 +102,20 @@ static void deadline_hook(lua_State *L, lua_Debug *ar) {
      * swallow the timeout for more than one instruction */
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "timeout: call exceeded %d ms", vm->cfg.timeout_ms);
+  }
+  if (vm->slice_end_us && ac_clock_mono_us() >= vm->slice_end_us) {
+    /* the slice is used up: give the thread back, to be continued on a
+     * worker. Where Lua cannot yield (inside a C call such as a sort
+     * comparator) look again shortly. */
+    if (lua_isyieldable(L)) {
+      lua_sethook(L, NULL, 0, 0);
+      vm->slice_end_us = 0;
+      vm->engine_yield = AC_VM_YIELD_SLICE;
+      lua_yield(L, 0);
+      return;
+    }
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1000);
+    return;
   }
   /* armed early (a stale arming from an earlier call): run free again */
   lua_sethook(L, NULL, 0, 0);
@@ -241,6 +268,22 @@ static int run_body(lua_State *L) {
   return 0;
 }
 
+/* setup leaves the function to call and its arguments as results */
+static int run_setup(lua_State *L) {
+  struct run_args *a = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  a->body(L, a->ud);
+  return lua_gettop(L);
+}
+
+/* collect sees the call's results as its whole stack */
+static int run_collect(lua_State *L) {
+  struct run_args *a = lua_touserdata(L, 1);
+  lua_remove(L, 1);
+  a->body(L, a->ud);
+  return 0;
+}
+
 /* Copies an error value into out without running any metamethod. */
 static void describe_error(lua_State *L, int status, char *out, size_t size) {
   int t = lua_type(L, -1);
@@ -274,36 +317,27 @@ uint64_t ac_vm_call_serial(lua_State *L) { return ac_vm_of(L)->call_serial; }
 
 void ac_vm_set_call_data(ac_vm *vm, void *data) { vm->call_data = data; }
 
-void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome *out) {
-  memset(out, 0, sizeof *out);
-  out->retry_delay_s = -1;
-  lua_State *L = vm->L;
-  if (vm->broken) {
-    out->kind = AC_OUTCOME_ERROR;
-    snprintf(out->message, sizeof out->message, "internal: state must be rebuilt before reuse");
-    return;
-  }
-  int64_t start = ac_clock_mono_ms();
+/* Opens a call: fresh deadline, limits and flags. */
+static void call_enter(ac_vm *vm, const char *ns, int64_t deadline_ms) {
+  vm->started_ms = ac_clock_mono_ms();
   vm->in_call = 1;
   vm->call_serial++;
-  vm->deadline_ms = start + vm->cfg.timeout_ms;
+  vm->deadline_ms = deadline_ms;
   vm->timed_out = vm->memory_exceeded = vm->contract_failed = vm->retry_requested = 0;
   vm->retry_delay_s = -1;
   vm->ns = ns;
   vm->logged_bytes = 0;
   vm->log_truncated = 0;
+  vm->engine_yield = AC_VM_YIELD_NONE;
+  vm->blocked_inline = 0;
+}
 
-  struct run_args args = {body, ud};
-  ac_watch watch;
-  int top = lua_gettop(L);
-  ac_watchdog_begin(&watch, L, vm->deadline_ms);
-  lua_pushcfunction(L, run_body);
-  lua_pushlightuserdata(L, &args);
-  int status = lua_pcall(L, 1, 0, 0);
-  ac_watchdog_end(&watch);
-  lua_sethook(L, NULL, 0, 0);
-
-  out->duration_ms = ac_clock_mono_ms() - start;
+/* Fills out from how the call ended (status, error value on from's top)
+ * and closes it. */
+static void call_leave(ac_vm *vm, int status, lua_State *from, ac_outcome *out) {
+  memset(out, 0, sizeof *out);
+  out->retry_delay_s = -1;
+  out->duration_ms = ac_clock_mono_ms() - vm->started_ms;
   if (vm->memory_exceeded) {
     out->kind = AC_OUTCOME_MEMORY;
     snprintf(out->message, sizeof out->message, "memory limit of %d MB exceeded",
@@ -312,7 +346,7 @@ void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome 
     out->kind = AC_OUTCOME_TIMEOUT;
     snprintf(out->message, sizeof out->message, "timeout: call exceeded %d ms", vm->cfg.timeout_ms);
   } else if (status != LUA_OK) {
-    describe_error(L, status, out->message, sizeof out->message);
+    describe_error(from, status, out->message, sizeof out->message);
     if (vm->contract_failed)
       out->kind = AC_OUTCOME_CONTRACT;
     else if (status == LUA_ERRMEM)
@@ -325,8 +359,190 @@ void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome 
   }
   if (out->kind == AC_OUTCOME_TIMEOUT || out->kind == AC_OUTCOME_MEMORY)
     vm->broken = 1;
-  lua_settop(L, top);
   vm->in_call = 0;
   vm->ns = NULL;
   vm->call_data = NULL;
+  vm->co_started = 0;
 }
+
+static int refuse_broken(ac_vm *vm, ac_outcome *out) {
+  if (!vm->broken)
+    return 0;
+  memset(out, 0, sizeof *out);
+  out->retry_delay_s = -1;
+  out->kind = AC_OUTCOME_ERROR;
+  snprintf(out->message, sizeof out->message, "internal: state must be rebuilt before reuse");
+  return 1;
+}
+
+void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome *out) {
+  if (refuse_broken(vm, out))
+    return;
+  lua_State *L = vm->L;
+  call_enter(vm, ns, ac_clock_mono_ms() + vm->cfg.timeout_ms);
+  struct run_args args = {body, ud};
+  int top = lua_gettop(L);
+  ac_watchdog_begin(&vm->watch, L, vm->deadline_ms);
+  lua_pushcfunction(L, run_body);
+  lua_pushlightuserdata(L, &args);
+  int status = lua_pcall(L, 1, 0, 0);
+  ac_watchdog_end(&vm->watch);
+  lua_sethook(L, NULL, 0, 0);
+  call_leave(vm, status, L, out);
+  lua_settop(L, top);
+}
+
+/* ---- resumable calls -------------------------------------------------- */
+
+/* The call's coroutine: made once per state and reused, so a call costs
+ * no thread allocation. */
+static lua_State *call_thread(ac_vm *vm) {
+  if (!vm->co) {
+    vm->co = lua_newthread(vm->L);
+    vm->co_ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+  }
+  return vm->co;
+}
+
+static int make_thread(lua_State *L) {
+  call_thread(ac_vm_of(L));
+  return 0;
+}
+
+int ac_vm_call_start(ac_vm *vm, const char *ns, int64_t deadline_ms, ac_vm_body setup, void *ud,
+                     ac_outcome *out) {
+  if (refuse_broken(vm, out))
+    return AC_ERR_INVALID;
+  lua_State *L = vm->L;
+  call_enter(vm, ns, deadline_ms);
+  int status = LUA_OK;
+  if (!vm->co) {
+    lua_pushcfunction(L, make_thread);
+    status = lua_pcall(L, 0, 0, 0);
+  }
+  int top = lua_gettop(L);
+  if (status == LUA_OK) {
+    struct run_args args = {setup, ud};
+    ac_watchdog_begin(&vm->watch, L, vm->deadline_ms);
+    lua_pushcfunction(L, run_setup);
+    lua_pushlightuserdata(L, &args);
+    status = lua_pcall(L, 1, LUA_MULTRET, 0);
+    ac_watchdog_end(&vm->watch);
+    lua_sethook(L, NULL, 0, 0);
+  }
+  if (status != LUA_OK || vm->memory_exceeded || vm->timed_out) {
+    call_leave(vm, status == LUA_OK ? LUA_ERRRUN : status, L, out);
+    lua_settop(L, top);
+    return AC_ERR_INVALID;
+  }
+  int n = lua_gettop(L) - top;
+  lua_xmove(L, vm->co, n);
+  vm->co_nargs = n - 1;
+  vm->co_started = 0;
+  return AC_OK;
+}
+
+/* Runs collect on the main thread with the call's results on the stack. */
+static int collect_results(ac_vm *vm, int nres, ac_vm_body collect, void *ud) {
+  lua_State *L = vm->L;
+  int top = lua_gettop(L);
+  struct run_args args = {collect, ud};
+  lua_pushcfunction(L, run_collect);
+  lua_pushlightuserdata(L, &args);
+  lua_xmove(vm->co, L, nres);
+  ac_watchdog_begin(&vm->watch, L, vm->deadline_ms);
+  int status = lua_pcall(L, nres + 1, 0, 0);
+  ac_watchdog_end(&vm->watch);
+  lua_sethook(L, NULL, 0, 0);
+  if (status != LUA_OK)
+    lua_xmove(L, vm->co, 1); /* the error value, for call_leave */
+  lua_settop(L, top);
+  return status;
+}
+
+ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, void *ud,
+                             ac_outcome *out) {
+  lua_State *co = vm->co;
+  int nargs = vm->co_started ? 0 : vm->co_nargs;
+  vm->co_started = 1;
+  vm->engine_yield = AC_VM_YIELD_NONE;
+  vm->no_block = slice_us > 0;
+  vm->slice_end_us = 0;
+  if (slice_us > 0) {
+    vm->slice_end_us = ac_clock_mono_us() + slice_us;
+    ac_watchdog_slice_arm(slice_us);
+  }
+  int nres = 0;
+  ac_watchdog_begin(&vm->watch, co, vm->deadline_ms);
+  int status = lua_resume(co, NULL, nargs, &nres);
+  ac_watchdog_end(&vm->watch);
+  if (slice_us > 0)
+    ac_watchdog_slice_disarm();
+  vm->slice_end_us = 0;
+  vm->no_block = 0;
+  lua_sethook(co, NULL, 0, 0);
+  if (status == LUA_YIELD && vm->engine_yield != AC_VM_YIELD_NONE && !vm->timed_out &&
+      !vm->memory_exceeded) {
+    lua_pop(co, nres);
+    return vm->engine_yield == AC_VM_YIELD_SLICE ? AC_VM_STEP_SLICE : AC_VM_STEP_BLOCK;
+  }
+  if (status == LUA_YIELD) {
+    /* a yield of the plugin's own outside any coroutine of its own */
+    lua_settop(co, 0);
+    lua_pushliteral(co, "attempt to yield from outside a coroutine");
+    status = LUA_ERRRUN;
+  }
+  if (status != LUA_OK) {
+    /* lua_resume leaves the failed coroutine as it stood: close its
+     * pending to-be-closed variables now, under the call's deadline (their
+     * __close may loop), which also makes the coroutine reusable; the
+     * error value ends up on its top */
+    ac_watchdog_begin(&vm->watch, co, vm->deadline_ms);
+    status = lua_resetthread(co);
+    ac_watchdog_end(&vm->watch);
+    lua_sethook(co, NULL, 0, 0);
+    if (status == LUA_OK) { /* cannot happen for a failed thread; be safe */
+      lua_pushliteral(co, "the call failed");
+      status = LUA_ERRRUN;
+    }
+  } else {
+    status = collect_results(vm, nres, collect, ud);
+  }
+  call_leave(vm, status, co, out);
+  lua_settop(co, 0);
+  return AC_VM_STEP_DONE;
+}
+
+void ac_vm_call_abort(ac_vm *vm, ac_outcome_kind kind, const char *message, ac_outcome *out) {
+  call_leave(vm, LUA_OK, vm->L, out);
+  out->kind = kind;
+  snprintf(out->message, sizeof out->message, "%s", message);
+  vm->broken = 1; /* the coroutine stopped half-way: never reuse it */
+}
+
+int ac_vm_engine_yield_pending(lua_State *L) {
+  return ac_vm_of(L)->engine_yield != AC_VM_YIELD_NONE;
+}
+
+void ac_vm_cancel_engine_yield(lua_State *L) {
+  ac_vm *vm = ac_vm_of(L);
+  if (vm->engine_yield == AC_VM_YIELD_BLOCK)
+    vm->blocked_inline = 1;
+  vm->engine_yield = AC_VM_YIELD_NONE;
+}
+
+int ac_vm_is_call_root(lua_State *L) { return L == ac_vm_of(L)->co; }
+
+int ac_vm_block_point(lua_State *L, lua_KFunction k, lua_KContext ctx) {
+  ac_vm *vm = ac_vm_of(L);
+  if (vm->no_block && vm->in_call) {
+    if (lua_isyieldable(L)) {
+      vm->engine_yield = AC_VM_YIELD_BLOCK;
+      return lua_yieldk(L, 0, ctx, k);
+    }
+    vm->blocked_inline = 1;
+  }
+  return k(L, LUA_OK, ctx);
+}
+
+int ac_vm_blocked_inline(const ac_vm *vm) { return vm->blocked_inline; }

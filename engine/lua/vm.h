@@ -68,6 +68,60 @@ typedef void (*ac_vm_body)(lua_State *L, void *ud);
  * the vm is no longer usable (ac_vm_usable returns 0): rebuild it. */
 void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome *out);
 
+/* ---- resumable calls ----
+ * A call that can give its thread back and go on elsewhere: it runs on a
+ * coroutine of the state, so a request thread can start it under a small
+ * time slice and a worker can finish it. Only one call is open per state;
+ * between slices the state belongs to whoever holds the call. */
+
+typedef enum ac_vm_yield {
+  AC_VM_YIELD_NONE = 0,
+  AC_VM_YIELD_SLICE, /* the time slice ran out */
+  AC_VM_YIELD_BLOCK  /* a binding is about to wait (network, database) */
+} ac_vm_yield;
+
+typedef enum ac_vm_step {
+  AC_VM_STEP_DONE = 0, /* the call ended: the outcome is filled */
+  AC_VM_STEP_SLICE,    /* the slice ran out: resume it later */
+  AC_VM_STEP_BLOCK     /* it must wait: resume it where blocking is fine */
+} ac_vm_step;
+
+/* Opens a call with the given monotonic deadline: setup runs protected on
+ * the state and leaves the function to call and its arguments on the
+ * stack. Returns AC_OK when the call is ready for ac_vm_call_resume; any
+ * other code means it already ended (setup failed) and out says how. */
+int ac_vm_call_start(ac_vm *vm, const char *ns, int64_t deadline_ms, ac_vm_body setup, void *ud,
+                     ac_outcome *out);
+
+/* Runs the open call on this thread. With slice_us > 0 it yields once the
+ * slice is used up (AC_VM_STEP_SLICE) or before anything blocks
+ * (AC_VM_STEP_BLOCK); with 0 it runs to the end. When it ends, collect
+ * runs protected with the call's results as its stack, and out is filled. */
+ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, void *ud,
+                             ac_outcome *out);
+
+/* Ends an open, parked call without running it further (its deadline
+ * passed while it waited for a worker, or the engine stops); the state is
+ * marked for rebuilding. */
+void ac_vm_call_abort(ac_vm *vm, ac_outcome_kind kind, const char *message, ac_outcome *out);
+
+/* For bindings that are about to block: where the running slice must not
+ * block, the call yields and k runs when it is resumed on a worker;
+ * elsewhere k runs at once. Use as `return ac_vm_block_point(L, k, ctx);`. */
+int ac_vm_block_point(lua_State *L, lua_KFunction k, lua_KContext ctx);
+
+/* For the sandbox's coroutine functions: an engine yield raised inside a
+ * plugin's coroutine must travel up to the call's own coroutine. */
+int ac_vm_engine_yield_pending(lua_State *L);
+void ac_vm_cancel_engine_yield(lua_State *L);
+
+/* 1 when L is the call's own coroutine (the plugin's top level). */
+int ac_vm_is_call_root(lua_State *L);
+
+/* 1 when the last call blocked on a thread that should not block (the
+ * wait could not move to a worker). */
+int ac_vm_blocked_inline(const ac_vm *vm);
+
 /* 1 while the state may run more calls. */
 int ac_vm_usable(const ac_vm *vm);
 

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Read by the signal handler, so they are plain process/thread state. */
 static lua_Hook armed_hook;
@@ -115,6 +118,57 @@ void ac_watchdog_end(ac_watch *w) {
 lua_State *ac_watchdog_running(void) { return running_state; }
 
 void ac_watchdog_set_running(lua_State *L) { running_state = L; }
+
+/* ---- slice timers ---- */
+
+static pthread_key_t slice_key;
+static pthread_once_t slice_once = PTHREAD_ONCE_INIT;
+static _Thread_local int slice_state; /* 0 none yet, 1 made, -1 failed */
+static _Thread_local timer_t slice_timer;
+
+static void slice_free(void *p) {
+  timer_delete(*(timer_t *)p);
+  free(p);
+}
+
+static void slice_key_make(void) { pthread_key_create(&slice_key, slice_free); }
+
+static int slice_make(void) {
+  pthread_once(&slice_once, slice_key_make);
+  struct sigevent sev;
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = SIGURG;
+  sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+  timer_t *keep = malloc(sizeof *keep);
+  if (!keep || timer_create(CLOCK_MONOTONIC, &sev, &slice_timer) != 0) {
+    free(keep);
+    return -1;
+  }
+  *keep = slice_timer;
+  pthread_setspecific(slice_key, keep); /* deleted when the thread exits */
+  return 1;
+}
+
+void ac_watchdog_slice_arm(int64_t us) {
+  if (slice_state == 0)
+    slice_state = slice_make();
+  if (slice_state < 0)
+    return; /* no timer: the slice simply is not cut */
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = (time_t)(us / 1000000);
+  its.it_value.tv_nsec = (long)(us % 1000000) * 1000L;
+  timer_settime(slice_timer, 0, &its, NULL);
+}
+
+void ac_watchdog_slice_disarm(void) {
+  if (slice_state <= 0)
+    return;
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  timer_settime(slice_timer, 0, &its, NULL);
+}
 
 void ac_watchdog_arm(lua_State *L) {
   if (L)

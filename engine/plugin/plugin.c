@@ -2,6 +2,7 @@
  * hooks. All reads of plugin values use raw access inside the deadline-bound
  * call, so no metamethod of the plugin runs outside its limits. */
 #include "plugin/plugin.h"
+#include "core/clock.h"
 #include "lua/convert.h"
 
 #include <errno.h>
@@ -415,36 +416,68 @@ struct call_args {
   json_t *result;
 };
 
-static void call_body(lua_State *L, void *ud) {
+/* Leaves hook, its argument (unless init) and a context on the stack. */
+static void call_setup(lua_State *L, void *ud) {
   struct call_args *a = ud;
   lua_getfield(L, LUA_REGISTRYINDEX, PLUGIN_KEY);
   lua_pushstring(L, a->hook);
   if (lua_rawget(L, -2) != LUA_TFUNCTION)
     ac_vm_raise_contract(L, "plugin does not define %s", a->hook);
-  int nargs = 1;
-  if (a->arg) {
+  lua_remove(L, -2);
+  if (a->arg)
     ac_lua_push_json(L, a->arg, 0, NULL);
-    nargs++;
-  }
   ac_context_push(L);
-  lua_call(L, nargs, 1);
+}
+
+/* The hook's first result, converted to JSON. */
+static void call_collect(lua_State *L, void *ud) {
+  struct call_args *a = ud;
+  lua_settop(L, 1);
   ac_err err = {0};
   int is_query = strcmp(a->hook, AC_HOOK_QUERY) == 0;
-  if (ac_lua_to_json(L, -1, is_query, &a->result, &err) != AC_OK)
+  if (ac_lua_to_json(L, 1, is_query, &a->result, &err) != AC_OK)
     luaL_error(L, "%s returned a value that is not JSON: %s", a->hook, err.msg);
+}
+
+static ac_vm_step call_step(ac_vm *vm, struct call_args *args, int64_t slice_us,
+                            json_t **result, ac_outcome *out) {
+  ac_vm_step st = ac_vm_call_resume(vm, slice_us, call_collect, args, out);
+  if (st != AC_VM_STEP_DONE)
+    return st;
+  if (out->kind != AC_OUTCOME_OK) {
+    json_decref(args->result);
+    args->result = NULL;
+  }
+  if (result)
+    *result = args->result;
+  else
+    json_decref(args->result);
+  return AC_VM_STEP_DONE;
+}
+
+ac_vm_step ac_plugin_call_begin(ac_vm *vm, const char *hook, const json_t *arg,
+                                const ac_call_context *ctx, int64_t deadline_ms, int64_t slice_us,
+                                json_t **result, ac_outcome *out) {
+  if (result)
+    *result = NULL;
+  struct call_args args = {hook, arg, NULL};
+  ac_vm_set_call_data(vm, (void *)ctx);
+  if (ac_vm_call_start(vm, ctx ? ctx->namespace_id : NULL, deadline_ms, call_setup, &args, out) !=
+      AC_OK)
+    return AC_VM_STEP_DONE;
+  return call_step(vm, &args, slice_us, result, out);
+}
+
+ac_vm_step ac_plugin_call_continue(ac_vm *vm, const char *hook, int64_t slice_us, json_t **result,
+                                   ac_outcome *out) {
+  if (result)
+    *result = NULL;
+  struct call_args args = {hook, NULL, NULL};
+  return call_step(vm, &args, slice_us, result, out);
 }
 
 void ac_plugin_call(ac_vm *vm, const char *hook, const json_t *arg, const ac_call_context *ctx,
                     json_t **result, ac_outcome *out) {
-  struct call_args args = {hook, arg, NULL};
-  ac_vm_set_call_data(vm, (void *)ctx);
-  ac_vm_run(vm, ctx ? ctx->namespace_id : NULL, call_body, &args, out);
-  if (out->kind != AC_OUTCOME_OK) {
-    json_decref(args.result);
-    args.result = NULL;
-  }
-  if (result)
-    *result = args.result;
-  else
-    json_decref(args.result);
+  int64_t deadline = ac_clock_mono_ms() + ac_vm_config_of(vm)->timeout_ms;
+  ac_plugin_call_begin(vm, hook, arg, ctx, deadline, 0, result, out);
 }

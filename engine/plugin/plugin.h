@@ -87,4 +87,15 @@ int ac_plugin_hook_known(const char *name);
 void ac_plugin_call(ac_vm *vm, const char *hook, const json_t *arg, const ac_call_context *ctx,
                     json_t **result, ac_outcome *out);
 
+/* The same call in steps, for callers that move it between threads: begin
+ * opens it with an absolute monotonic deadline and runs its first slice;
+ * continue runs the next. Each returns AC_VM_STEP_DONE (result and out
+ * filled) or the reason it gave the thread back (see ac_vm_call_resume).
+ * ctx must stay valid until the call is done. */
+ac_vm_step ac_plugin_call_begin(ac_vm *vm, const char *hook, const json_t *arg,
+                                const ac_call_context *ctx, int64_t deadline_ms, int64_t slice_us,
+                                json_t **result, ac_outcome *out);
+ac_vm_step ac_plugin_call_continue(ac_vm *vm, const char *hook, int64_t slice_us, json_t **result,
+                                   ac_outcome *out);
+
 #endif
