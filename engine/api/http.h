@@ -25,6 +25,9 @@ typedef struct ac_request {
   const char *authorization;  /* may be NULL */
   ac_principal principal;     /* filled when the route needs a token */
   void *conn;                 /* server-private */
+  struct ac_deferred *deferred; /* set by ac_request_defer */
+  void *conn_state;           /* server-private */
+  struct ac_server *server;   /* server-private */
 } ac_request;
 
 typedef struct ac_response {
@@ -49,6 +52,21 @@ void ac_respond_problem(ac_response *res, int status, const char *detail, json_t
 /* Parses the request body as a JSON object (duplicate keys refused). On
  * failure answers 415 (not application/json) or 400 and returns NULL. */
 json_t *ac_request_json(const ac_request *req, ac_response *res);
+
+/* An answer that comes later. A handler that starts work which finishes
+ * on another thread calls ac_request_defer and returns at once; the
+ * connection then waits without holding a thread until the work calls
+ * ac_deferred_finish. */
+typedef struct ac_deferred ac_deferred;
+
+/* Defers req's answer (the response the handler leaves is ignored).
+ * Returns NULL when out of memory (the handler answers as usual). */
+ac_deferred *ac_request_defer(ac_request *req);
+
+/* Sends res (its body and text are taken) as the deferred answer, from any
+ * thread, exactly once per ac_request_defer. After the server has begun to
+ * stop, the client already got a 503 and res is dropped. */
+void ac_deferred_finish(ac_deferred *d, ac_response *res);
 
 /* A request header by name (case-insensitive), or NULL. */
 const char *ac_request_header(const ac_request *req, const char *name);

@@ -24,6 +24,12 @@ static int opt_string(json_t *doc, const char *key, const char **out, size_t max
   return 1;
 }
 
+static void query_answered(json_t *body, void *ud) {
+  ac_response res = {0};
+  ac_respond_json(&res, 200, body);
+  ac_deferred_finish(ud, &res);
+}
+
 void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
   int64_t start = ac_clock_mono_ms();
   json_t *doc = ac_request_json(req, res);
@@ -57,12 +63,17 @@ void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
   }
   json_t *query = json_pack("{s:s, s:s?, s:s?, s:s}", "text", text, "userId", user, "locale",
                             locale, "namespaceId", ns);
-  json_t *results = json_array(), *errors = json_array();
-  ac_query_run(ac_app_hook_env(app), ac_app_result_schema(app), ns, snapshot, query, results,
-               errors);
-  ac_respond_json(res, 200,
-                  json_pack("{s:o, s:o, s:I}", "results", results, "errors", errors, "tookMs",
-                            (json_int_t)(ac_clock_mono_ms() - start)));
+  ac_deferred *later = ac_request_defer(req);
+  if (!later) {
+    json_decref(query);
+    json_decref(snapshot);
+    json_decref(doc);
+    return ac_respond_problem(res, 503, "out of memory; try again", NULL);
+  }
+  /* the calls run on without this thread; the answer goes out when the
+   * last one ends */
+  ac_query_start(ac_app_hook_env(app), ac_app_result_schema(app), ns, snapshot, query, start,
+                 query_answered, later);
   json_decref(query);
   json_decref(snapshot);
   json_decref(doc);

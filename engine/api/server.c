@@ -7,6 +7,7 @@
 #include "core/clock.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -18,6 +19,22 @@ struct ac_server {
   struct MHD_Daemon *daemon;
   ac_app *app;
   int port;
+  /* answers still being worked on, so stopping can release them */
+  pthread_mutex_t pending_lock;
+  struct ac_deferred *pending;
+  int stopping;
+};
+
+/* A deferred answer: shared by the connection and the work producing it. */
+struct ac_deferred {
+  ac_server *server;
+  struct MHD_Connection *conn;
+  pthread_mutex_t lock;
+  int refs;      /* the connection's and the work's */
+  int ready;     /* res holds the answer */
+  int suspended; /* the connection waits for resume */
+  ac_response res;
+  struct ac_deferred *prev, *next; /* the server's pending list */
 };
 
 /* An oversized body up to this size is read and dropped before the 413 is
@@ -31,6 +48,8 @@ typedef struct conn_state {
   int answered;    /* the 413 went out before the body ended */
   size_t dropped;
   int64_t started_us;
+  ac_deferred *deferred;     /* the answer comes later */
+  const char *route;         /* for metrics once it is sent */
 } conn_state;
 
 static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res) {
@@ -69,6 +88,109 @@ static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res)
 static void response_clear(ac_response *res) {
   json_decref(res->body);
   free(res->text);
+}
+
+/* ---- deferred answers ---------------------------------------------------- */
+
+static void deferred_unref(ac_deferred *d) {
+  pthread_mutex_lock(&d->lock);
+  int last = --d->refs == 0;
+  pthread_mutex_unlock(&d->lock);
+  if (!last)
+    return;
+  response_clear(&d->res);
+  pthread_mutex_destroy(&d->lock);
+  free(d);
+}
+
+static void pending_unlink(ac_server *s, ac_deferred *d) {
+  if (d->prev)
+    d->prev->next = d->next;
+  else if (s->pending == d)
+    s->pending = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  d->prev = d->next = NULL;
+}
+
+ac_deferred *ac_request_defer(ac_request *req) {
+  conn_state *st = req->conn_state;
+  ac_deferred *d = calloc(1, sizeof *d);
+  if (!d)
+    return NULL;
+  d->server = req->server;
+  d->conn = req->conn;
+  d->refs = 2;
+  pthread_mutex_init(&d->lock, NULL);
+  st->deferred = d;
+  req->deferred = d;
+  return d;
+}
+
+/* Stores the answer; resumes the connection if it already waits. Lock
+ * order: pending_lock, then d->lock. */
+static void deferred_set(ac_deferred *d, ac_response *res) {
+  ac_server *s = d->server;
+  pthread_mutex_lock(&s->pending_lock);
+  pthread_mutex_lock(&d->lock);
+  if (!d->ready) {
+    d->ready = 1;
+    d->res = *res;
+    memset(res, 0, sizeof *res);
+    if (d->suspended) {
+      pending_unlink(s, d);
+      d->suspended = 0;
+      MHD_resume_connection(d->conn);
+    }
+  }
+  pthread_mutex_unlock(&d->lock);
+  pthread_mutex_unlock(&s->pending_lock);
+  response_clear(res); /* an answer after the 503 of a stop */
+}
+
+void ac_deferred_finish(ac_deferred *d, ac_response *res) {
+  deferred_set(d, res);
+  deferred_unref(d);
+}
+
+/* After the handler returned: answer now if the work is already done,
+ * else park the connection. Returns 1 when parked. */
+static int deferred_park(ac_server *s, ac_deferred *d) {
+  pthread_mutex_lock(&s->pending_lock);
+  pthread_mutex_lock(&d->lock);
+  if (s->stopping && !d->ready) {
+    d->ready = 1;
+    ac_respond_problem(&d->res, 503, "the server is stopping; try again", NULL);
+    snprintf(d->res.retry_after, sizeof d->res.retry_after, "1");
+  }
+  int park = !d->ready;
+  if (park) {
+    MHD_suspend_connection(d->conn);
+    d->suspended = 1;
+    d->next = s->pending;
+    if (s->pending)
+      s->pending->prev = d;
+    s->pending = d;
+  }
+  pthread_mutex_unlock(&d->lock);
+  pthread_mutex_unlock(&s->pending_lock);
+  return park;
+}
+
+static enum MHD_Result send_deferred(struct MHD_Connection *c, ac_server *s, conn_state *st,
+                                     const char *method) {
+  ac_deferred *d = st->deferred;
+  pthread_mutex_lock(&d->lock);
+  ac_response res = d->res;
+  memset(&d->res, 0, sizeof d->res);
+  pthread_mutex_unlock(&d->lock);
+  enum MHD_Result ok = send_response(c, &res);
+  ac_app_count_request(s->app, method, st->route ? st->route : "unmatched", res.status);
+  ac_app_observe_request(s->app, (double)(ac_clock_mono_us() - st->started_us) / 1e6);
+  response_clear(&res);
+  st->deferred = NULL;
+  deferred_unref(d);
+  return ok;
 }
 
 static enum MHD_Result too_large(struct MHD_Connection *c, ac_server *s, const char *method,
@@ -125,6 +247,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     return MHD_YES;
   }
+  if (st->deferred)
+    return send_deferred(c, s, st, method); /* resumed: the answer is ready */
   if (st->answered)
     return MHD_YES;
   if (st->too_large)
@@ -139,9 +263,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   req.if_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
   req.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   req.conn = c;
+  req.conn_state = st;
+  req.server = s;
   ac_response res = {0};
   res.status = 500;
   ac_router_dispatch(s->app, &req, &res);
+  if (req.deferred) {
+    response_clear(&res);
+    ac_principal_clear(&req.principal);
+    st->route = req.route;
+    if (deferred_park(s, req.deferred))
+      return MHD_YES;
+    return send_deferred(c, s, st, method);
+  }
   enum MHD_Result ok = send_response(c, &res);
   ac_app_count_request(s->app, method, req.route ? req.route : "unmatched", res.status);
   ac_app_observe_request(s->app, (double)(ac_clock_mono_us() - st->started_us) / 1e6);
@@ -157,6 +291,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   (void)code;
   conn_state *st = *con_cls;
   if (st) {
+    if (st->deferred)
+      deferred_unref(st->deferred);
     ac_buf_free(&st->body);
     free(st);
     *con_cls = NULL;
@@ -196,8 +332,9 @@ int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, a
   if (!s)
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
   s->app = app;
+  pthread_mutex_init(&s->pending_lock, NULL);
   s->daemon = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL,
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
       on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)(cfg->threads > 0 ? cfg->threads : 4), MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)(cfg->connection_timeout_s > 0 ? cfg->connection_timeout_s : 30),
@@ -205,6 +342,7 @@ int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, a
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
       (unsigned)511, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
   if (!s->daemon) {
+    pthread_mutex_destroy(&s->pending_lock);
     free(s);
     return ac_err_set(err, AC_ERR_IO, "cannot listen on %s (AGENTCORE_LISTEN)", cfg->listen);
   }
@@ -219,6 +357,29 @@ int ac_server_port(const ac_server *s) { return s->port; }
 void ac_server_stop(ac_server *s) {
   if (!s)
     return;
+  /* libmicrohttpd cannot stop with parked connections: answer them (the
+   * work behind them finds its answer dropped) */
+  pthread_mutex_lock(&s->pending_lock);
+  s->stopping = 1;
+  pthread_mutex_unlock(&s->pending_lock);
+  for (;;) {
+    pthread_mutex_lock(&s->pending_lock);
+    ac_deferred *d = s->pending;
+    if (d) {
+      pthread_mutex_lock(&d->lock);
+      d->refs++;
+      pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_unlock(&s->pending_lock);
+    if (!d)
+      break;
+    ac_response res = {0};
+    ac_respond_problem(&res, 503, "the server is stopping; try again", NULL);
+    snprintf(res.retry_after, sizeof res.retry_after, "1");
+    deferred_set(d, &res);
+    deferred_unref(d);
+  }
   MHD_stop_daemon(s->daemon);
+  pthread_mutex_destroy(&s->pending_lock);
   free(s);
 }

@@ -4,6 +4,7 @@
 #include "db/events.h"
 #include "db/kv_pg.h"
 #include "db/migrate.h"
+#include "dispatch/call.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/listener.h"
 #include "plugin/watcher.h"
@@ -37,6 +38,8 @@ struct ac_app {
   ac_rate_limiter *limiter;
   ac_counters *http_counters;
   ac_http_pool *http;
+  ac_workers *workers;
+  ac_calls *calls;
   ac_hook_env env;
   ac_schema *result_schema;
   ac_dispatcher *dispatcher;
@@ -149,6 +152,24 @@ static int load_result_schema(ac_app *app, ac_err *err) {
   return rc;
 }
 
+/* The worker pool and call admission (dispatch/call.h). */
+static int start_calls(ac_app *app, ac_err *err) {
+  const ac_config *cfg = &app->cfg;
+  ac_workers_config wcfg = {cfg->workers, cfg->max_stuck_calls, AC_CALL_GRACE_MS};
+  int rc = ac_workers_start(&wcfg, &app->workers, err);
+  if (rc != AC_OK)
+    return rc;
+  int share = cfg->worker_share > 0 ? cfg->worker_share : (cfg->workers + 1) / 2;
+  ac_calls_config ccfg = {app->workers,
+                          app->http,
+                          app->metrics,
+                          cfg->inline_slice_us,
+                          cfg->max_calls_per_plugin,
+                          cfg->max_calls_per_namespace,
+                          share};
+  return ac_calls_new(&ccfg, &app->calls, err);
+}
+
 int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) {
   *out = NULL;
   if (!cfg->database_url[0])
@@ -191,7 +212,8 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     rc = load_result_schema(app, err);
   if (rc == AC_OK) {
     ac_registry_config rcfg = {cfg->builtin_plugin_dir, cfg->plugin_dirs,
-                               {cfg->hook_timeout_ms, (size_t)cfg->lua_memory_mb << 20, log}, 8};
+                               {cfg->hook_timeout_ms, (size_t)cfg->lua_memory_mb << 20, log},
+                               4096, (size_t)cfg->state_pool_mb << 20};
     rc = ac_registry_new(&rcfg, &app->registry, err);
   }
   if (rc) {
@@ -203,8 +225,12 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
    * keeps "within 1 s" true even if a notification is lost */
   app->cache = ac_config_cache_new(900);
   app->kv = ac_kv_pg_new(app->pool);
-  app->env = (ac_hook_env){app->registry, app->http, app->kv, app->metrics, log, ac_init_tracker_new(),
-                           cfg->hook_timeout_ms};
+  if (start_calls(app, err) != AC_OK) {
+    ac_app_free(app);
+    return err ? err->code : AC_ERR_NOMEM;
+  }
+  app->env = (ac_hook_env){app->calls,  app->registry, app->http,           app->kv,
+                           app->metrics, log,          ac_init_tracker_new(), cfg->hook_timeout_ms};
   ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
                                app->cache, "agentcore", 7};
   if (ac_dispatcher_start(&dcfg, &app->dispatcher, err) != AC_OK ||
@@ -225,6 +251,19 @@ void ac_app_free(ac_app *app) {
   ac_watcher_stop(app->watcher);
   ac_listener_stop(app->listener);
   ac_dispatcher_stop(app->dispatcher);
+  /* calls still running end here (workers are joined); threads stuck in C
+   * keep their plugin version, its registry and an HTTP client: those are
+   * then left to the exiting process */
+  ac_workers_stats ws = {0};
+  if (app->workers)
+    ac_workers_get_stats(app->workers, &ws);
+  ac_workers_stop(app->workers);
+  if (ws.abandoned > 0) {
+    app->calls = NULL;
+    app->registry = NULL;
+    app->http = NULL;
+  }
+  ac_calls_free(app->calls);
   ac_config_cache_free(app->cache);
   ac_kv_free(app->kv);
   ac_init_tracker_free(app->env.inits);

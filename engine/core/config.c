@@ -23,6 +23,12 @@ void ac_config_defaults(ac_config *cfg) {
   snprintf(cfg->jwt_alg, sizeof cfg->jwt_alg, "HS256");
   cfg->jwt_leeway_s = 60;
   cfg->max_stuck_calls = 8;
+  cfg->request_threads = 4;
+  cfg->inline_slice_us = 1000;
+  cfg->max_calls_per_plugin = 256;
+  cfg->max_calls_per_namespace = 128;
+  cfg->worker_share = 0;
+  cfg->state_pool_mb = 512;
 }
 
 static int env_int(const char *name, int min, int max, int *out, ac_err *err) {
@@ -59,6 +65,12 @@ int ac_config_from_env(ac_config *cfg, ac_err *err) {
       (rc = env_int("AGENTCORE_LEASE_S", 1, 86400, &cfg->lease_s, err)) ||
       (rc = env_int("AGENTCORE_JWT_LEEWAY_S", 0, 86400, &cfg->jwt_leeway_s, err)) ||
       (rc = env_int("AGENTCORE_MAX_STUCK_CALLS", 1, 1024, &cfg->max_stuck_calls, err)) ||
+      (rc = env_int("AGENTCORE_REQUEST_THREADS", 1, 256, &cfg->request_threads, err)) ||
+      (rc = env_int("AGENTCORE_INLINE_SLICE_US", 0, 100000, &cfg->inline_slice_us, err)) ||
+      (rc = env_int("AGENTCORE_MAX_CALLS_PER_PLUGIN", 1, 1000000, &cfg->max_calls_per_plugin, err)) ||
+      (rc = env_int("AGENTCORE_MAX_CALLS_PER_NAMESPACE", 1, 1000000, &cfg->max_calls_per_namespace, err)) ||
+      (rc = env_int("AGENTCORE_WORKER_SHARE", 0, 256, &cfg->worker_share, err)) ||
+      (rc = env_int("AGENTCORE_STATE_POOL_MB", 0, 1048576, &cfg->state_pool_mb, err)) ||
       (rc = env_str("AGENTCORE_HTTP_ALLOW_CIDRS", cfg->http_allow_cidrs, sizeof cfg->http_allow_cidrs, err)) ||
       (rc = env_str("AGENTCORE_DATABASE_URL", cfg->database_url, sizeof cfg->database_url, err)) ||
       (rc = env_str("AGENTCORE_LISTEN", cfg->listen, sizeof cfg->listen, err)) ||

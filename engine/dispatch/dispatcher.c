@@ -1,5 +1,6 @@
 /* dispatcher.c — the event workers. */
 #include "dispatch/dispatcher.h"
+#include "dispatch/call.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "db/events.h"
@@ -113,19 +114,22 @@ static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_
       t.ctx.allow_retry = 1;
       json_t *arg = event_arg(run);
       ac_outcome init_out;
-      ac_pending_call *call = ac_plugin_call_start(t.h, hook, arg, &t.ctx, t.run_init, env->http);
-      /* init, when it runs first, has a timeout of its own; a call stuck in
-       * C releases the worker half a second after its deadline */
-      int64_t budget = (int64_t)env->timeout_ms * (t.run_init ? 2 : 1) + 500;
-      ac_plugin_call_finish(call, ac_clock_mono_ms() + budget, NULL, &out, &init_out);
-      ac_hook_record(env, &t, hook, &init_out, &out);
+      int init_ran = 0;
+      /* init, when it runs first, has a timeout of its own; the call runs
+       * on the worker pool like every plugin call, and this thread waits */
+      int64_t deadline = ac_clock_mono_ms() + (int64_t)env->timeout_ms * (t.run_init ? 2 : 1);
+      ac_call_spec spec = {t.h, hook, arg, t.ctx, t.run_init, deadline};
+      ac_call_run_wait(env->calls, &spec, NULL, &out, &init_out, &init_ran);
+      ac_hook_record(env, &t, hook, init_ran ? &init_out : NULL, &out);
       json_decref(arg);
       duration = out.duration_ms;
       snprintf(message, sizeof message, "%s", out.message);
-      if (out.kind == AC_OUTCOME_RETRY) {
+      if (out.kind == AC_OUTCOME_RETRY || out.kind == AC_OUTCOME_BUSY) {
+        /* busy: no worker share was free; not the plugin's failure, so it
+         * is tried again after the first step of the schedule */
         unsigned r;
         ac_crypto_random_bytes(&r, sizeof r);
-        retry_in = ac_dispatcher_backoff_ms(attempt, out.retry_delay_s, r);
+        retry_in = ac_dispatcher_backoff_ms(attempt, out.kind == AC_OUTCOME_BUSY ? -1 : out.retry_delay_s, r);
         status = retry_in < 0 ? "error" : "retrying";
         if (retry_in < 0)
           snprintf(message, sizeof message, "gave up after %d attempts: %s", attempt, out.message);

@@ -11,14 +11,22 @@
 struct ac_init_tracker {
   pthread_mutex_t lock;
   json_t *states; /* key -> "ok" | "running" | error message */
+  /* the same key -> {"config","secrets"} or {"error"}: each (namespace,
+   * plugin, config version, code) is prepared once */
+  pthread_mutex_t prepared_lock;
+  json_t *prepared;
 };
+
+#define PREPARED_MAX 50000 /* entries; past it the cache starts over */
 
 ac_init_tracker *ac_init_tracker_new(void) {
   ac_init_tracker *t = calloc(1, sizeof *t);
   if (!t)
     return NULL;
   pthread_mutex_init(&t->lock, NULL);
+  pthread_mutex_init(&t->prepared_lock, NULL);
   t->states = json_object();
+  t->prepared = json_object();
   return t;
 }
 
@@ -26,7 +34,9 @@ void ac_init_tracker_free(ac_init_tracker *t) {
   if (!t)
     return;
   json_decref(t->states);
+  json_decref(t->prepared);
   pthread_mutex_destroy(&t->lock);
+  pthread_mutex_destroy(&t->prepared_lock);
   free(t);
 }
 
@@ -53,6 +63,57 @@ static void collect_secrets(const json_t *config, const json_t *masked, json_t *
   }
 }
 
+/* Defaults applied, validated against the version's schema, secrets
+ * collected: {"config","secrets"}, or {"error"} when the stored config no
+ * longer fits a new version's schema. */
+static json_t *prepare_config(const ac_plugin_info *info, const json_t *stored) {
+  json_t *config = json_deep_copy(stored);
+  if (!json_is_object(config)) {
+    json_decref(config);
+    config = json_object();
+  }
+  ac_schema_apply_defaults(info->schema, config);
+  json_t *errors = NULL;
+  if (ac_schema_validate(info->schema, config, &errors) != AC_OK) {
+    json_t *e0 = json_array_get(errors, 0);
+    char detail[600];
+    snprintf(detail, sizeof detail, "/config%s: %s",
+             json_string_value(json_object_get(e0, "path")),
+             json_string_value(json_object_get(e0, "message")));
+    json_decref(errors);
+    json_decref(config);
+    char msg[800];
+    snprintf(msg, sizeof msg,
+             "the stored config no longer matches the plugin's configSchema (%s)", detail);
+    return json_pack("{s:s}", "error", msg);
+  }
+  json_decref(errors);
+  json_t *masked = ac_schema_mask_secrets(info->schema, config);
+  json_t *secrets = json_array();
+  collect_secrets(config, masked, secrets);
+  json_decref(masked);
+  return json_pack("{s:o, s:o}", "config", config, "secrets", secrets);
+}
+
+/* The prepared config of key, made on first use. A new reference. */
+static json_t *prepared_get(ac_init_tracker *t, const char *key, const ac_plugin_info *info,
+                            const json_t *stored) {
+  pthread_mutex_lock(&t->prepared_lock);
+  json_t *p = json_incref(json_object_get(t->prepared, key));
+  pthread_mutex_unlock(&t->prepared_lock);
+  if (p)
+    return p;
+  p = prepare_config(info, stored);
+  if (!p)
+    return NULL;
+  pthread_mutex_lock(&t->prepared_lock);
+  if (json_object_size(t->prepared) >= PREPARED_MAX)
+    json_object_clear(t->prepared);
+  json_object_set(t->prepared, key, p);
+  pthread_mutex_unlock(&t->prepared_lock);
+  return p;
+}
+
 int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *department,
                            const json_t *entry, unsigned cap, ac_hook_target *t,
                            ac_outcome *out) {
@@ -66,34 +127,21 @@ int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *d
   const ac_plugin_info *info = ac_plugin_handle_info(t->h);
   if (!(info->caps & cap))
     return 0;
-  /* a new plugin version may have changed its schema under a stored config */
-  t->config = json_deep_copy(json_object_get(entry, "config"));
-  if (!json_is_object(t->config)) {
-    json_decref(t->config);
-    t->config = json_object();
-  }
-  ac_schema_apply_defaults(info->schema, t->config);
-  json_t *errors = NULL;
-  if (ac_schema_validate(info->schema, t->config, &errors) != AC_OK) {
-    json_t *e0 = json_array_get(errors, 0);
-    char detail[600];
-    snprintf(detail, sizeof detail, "/config%s: %s",
-             json_string_value(json_object_get(e0, "path")),
-             json_string_value(json_object_get(e0, "message")));
-    json_decref(errors);
-    fail(out, AC_OUTCOME_CONTRACT,
-         "the stored config no longer matches the plugin's configSchema (%s)", detail);
-    return -1;
-  }
-  json_decref(errors);
-  json_t *masked = ac_schema_mask_secrets(info->schema, t->config);
-  t->secrets = json_array();
-  collect_secrets(t->config, masked, t->secrets);
-  json_decref(masked);
-
   snprintf(t->init_key, sizeof t->init_key, "%s\x1f%s\x1f%lld\x1f%llu", ns, plugin,
            (long long)json_integer_value(json_object_get(entry, "version")),
            (unsigned long long)ac_plugin_handle_serial(t->h));
+  /* a new plugin version may have changed its schema under a stored config */
+  json_t *prepared = prepared_get(env->inits, t->init_key, info, json_object_get(entry, "config"));
+  const char *error = json_string_value(json_object_get(prepared, "error"));
+  if (!prepared || error) {
+    fail(out, AC_OUTCOME_CONTRACT, "%s", error ? error : "out of memory preparing the config");
+    json_decref(prepared);
+    return -1;
+  }
+  t->config = json_incref(json_object_get(prepared, "config"));
+  t->secrets = json_incref(json_object_get(prepared, "secrets"));
+  json_decref(prepared);
+
   if (info->has_init) {
     pthread_mutex_lock(&env->inits->lock);
     json_t *state = json_object_get(env->inits->states, t->init_key);
@@ -152,11 +200,16 @@ static void log_failure(const ac_hook_env *env, const ac_hook_target *t, const c
 void ac_hook_record(const ac_hook_env *env, ac_hook_target *t, const char *hook,
                     const ac_outcome *init_out, const ac_outcome *out) {
   if (t->run_init) {
-    /* an init that failed skips the plugin until its config or code changes */
+    /* an init that failed skips the plugin until its config or code
+     * changes; one that never ran (the call was refused or abandoned) is
+     * tried again by the next call */
     int failed = init_out && init_out->kind != AC_OUTCOME_OK;
     pthread_mutex_lock(&env->inits->lock);
-    json_object_set_new(env->inits->states, t->init_key,
-                        json_string(failed ? init_out->message : "ok"));
+    if (!init_out)
+      json_object_del(env->inits->states, t->init_key);
+    else
+      json_object_set_new(env->inits->states, t->init_key,
+                          json_string(failed ? init_out->message : "ok"));
     pthread_mutex_unlock(&env->inits->lock);
     if (failed) {
       count(env, t->ctx.plugin_id, "init", init_out);

@@ -12,8 +12,10 @@
 #include "plugin/registry.h"
 
 typedef struct ac_init_tracker ac_init_tracker;
+typedef struct ac_calls ac_calls;
 
 typedef struct ac_hook_env {
+  ac_calls *calls;         /* admission and the worker pool (call.h) */
   ac_registry *registry;
   ac_http_pool *http;
   ac_kv *kv;

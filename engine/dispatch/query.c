@@ -1,14 +1,20 @@
-/* query.c — concurrent onAgentQuery fan-out with a bounded wait. */
+/* query.c — concurrent onAgentQuery fan-out, answered when the last call
+ * ends. */
 #include "dispatch/query.h"
 #include "core/clock.h"
+#include "dispatch/call.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void add_error(json_t *errors, const char *plugin, const char *kind, const char *message) {
-  json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "pluginId", plugin, "kind", kind,
-                                          "message", message));
+  json_t *e = json_pack("{s:s, s:s, s:s}", "pluginId", plugin, "kind", kind, "message", message);
+  if (!e) /* a message that is not UTF-8 must not lose the entry */
+    e = json_pack("{s:s, s:s, s:s}", "pluginId", plugin, "kind", kind, "message",
+                  "(message is not valid UTF-8)");
+  json_array_append_new(errors, e);
 }
 
 /* Checks a plugin's returned value and keeps its valid results. */
@@ -49,52 +55,170 @@ static void take_results(const ac_schema *schema, const char *plugin, json_t *va
   }
 }
 
-void ac_query_run(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
-                  const json_t *snapshot, const json_t *query, json_t *results, json_t *errors) {
+/* One plugin's place in the answer. */
+typedef struct slot {
+  struct query_run *run;
+  ac_hook_target target;
+  int state;        /* 1 called, 0 skipped, -1 failed before the call */
+  ac_outcome early; /* state -1: why */
+  ac_call *call;
+  ac_outcome out, init_out;
+  int init_ran;
+  json_t *value;
+  char plugin[80]; /* named in errors even when the plugin is not loaded */
+} slot;
+
+typedef struct query_run {
+  const ac_hook_env *env;
+  const ac_schema *schema;
+  int64_t start_ms;
+  ac_query_done_fn done;
+  void *ud;
+  char ns[160], dept[160]; /* the request's strings are gone by the answer */
+  pthread_mutex_t lock;
+  int pending; /* calls not yet ended, plus one while calls are started */
+  size_t n;
+  slot slots[];
+} query_run;
+
+/* Builds the answer in plugin order and frees the run. */
+static void answer(query_run *run) {
+  json_t *results = json_array(), *errors = json_array();
+  for (size_t i = 0; i < run->n; i++) {
+    slot *s = &run->slots[i];
+    const char *plugin = s->plugin;
+    if (s->state < 0) {
+      add_error(errors, plugin, ac_outcome_kind_name(s->early.kind),
+                s->early.message);
+    } else if (s->state == 1) {
+      if (s->out.kind == AC_OUTCOME_OK)
+        take_results(run->schema, plugin, s->value, results, errors);
+      else
+        add_error(errors, plugin, ac_outcome_kind_name(s->out.kind), s->out.message);
+    }
+    json_decref(s->value);
+    ac_hook_target_clear(&s->target);
+  }
+  json_t *body = json_pack("{s:o, s:o, s:I}", "results", results, "errors", errors, "tookMs",
+                           (json_int_t)(ac_clock_mono_ms() - run->start_ms));
+  ac_query_done_fn done = run->done;
+  void *ud = run->ud;
+  pthread_mutex_destroy(&run->lock);
+  free(run);
+  done(body, ud);
+}
+
+static void release_one(query_run *run) {
+  pthread_mutex_lock(&run->lock);
+  int last = --run->pending == 0;
+  pthread_mutex_unlock(&run->lock);
+  if (last)
+    answer(run);
+}
+
+static void call_done(ac_call *c, void *ud) {
+  slot *s = ud;
+  s->out = *ac_call_outcome(c);
+  s->init_out = *ac_call_init_outcome(c);
+  s->init_ran = ac_call_init_ran(c);
+  s->value = ac_call_take_result(c);
+  ac_hook_record(s->run->env, &s->target, AC_HOOK_QUERY, s->init_ran ? &s->init_out : NULL,
+                 &s->out);
+  s->call = NULL;
+  ac_call_release(c);
+  release_one(s->run);
+}
+
+void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
+                    const json_t *snapshot, const json_t *query, int64_t start_ms,
+                    ac_query_done_fn done, void *ud) {
   const json_t *plugins = json_object_get(snapshot, "plugins");
   const char *dept = json_string_value(json_object_get(snapshot, "departmentId"));
   size_t n = json_array_size(plugins);
-  if (n == 0)
-    return;
-  ac_hook_target *targets = calloc(n, sizeof *targets);
-  ac_pending_call **calls = calloc(n, sizeof *calls);
-  int *state = calloc(n, sizeof *state);
-  if (!targets || !calls || !state) {
-    free(targets);
-    free(calls);
-    free(state);
+  query_run *run = calloc(1, sizeof *run + n * sizeof(slot));
+  if (!run) {
+    json_t *errors = json_array();
     add_error(errors, "engine", "error", "out of memory");
+    done(json_pack("{s:[], s:o, s:I}", "results", errors, "tookMs", (json_int_t)0), ud);
     return;
   }
-  int64_t start = ac_clock_mono_ms();
+  run->env = env;
+  run->schema = result_schema;
+  run->start_ms = start_ms;
+  run->done = done;
+  run->ud = ud;
+  run->n = n;
+  run->pending = 1;
+  pthread_mutex_init(&run->lock, NULL);
+  snprintf(run->ns, sizeof run->ns, "%s", ns);
+  snprintf(run->dept, sizeof run->dept, "%s", dept ? dept : "");
+  int64_t deadline = ac_clock_mono_ms() + env->timeout_ms;
   for (size_t i = 0; i < n; i++) {
+    slot *s = &run->slots[i];
+    s->run = run;
     const json_t *entry = json_array_get(plugins, i);
-    ac_outcome out;
-    state[i] = ac_hook_target_prepare(env, ns, dept, entry, AC_CAP_AGENT_QUERY, &targets[i], &out);
-    if (state[i] < 0)
-      add_error(errors, json_string_value(json_object_get(entry, "pluginId")),
-                ac_outcome_kind_name(out.kind), out.message);
-    if (state[i] == 1)
-      calls[i] = ac_plugin_call_start(targets[i].h, AC_HOOK_QUERY, query, &targets[i].ctx,
-                                      targets[i].run_init, env->http);
+    snprintf(s->plugin, sizeof s->plugin, "%s",
+             json_string_value(json_object_get(entry, "pluginId")));
+    s->state = ac_hook_target_prepare(env, run->ns, dept ? run->dept : NULL, entry,
+                                      AC_CAP_AGENT_QUERY, &s->target, &s->early);
   }
-  /* one deadline for all: the answer never waits longer than this */
-  int64_t wait_until = start + env->timeout_ms + AC_QUERY_MARGIN_MS;
+  /* one slice for the whole request, shared fairly: each call gets what
+   * is left divided by the calls still to start, so a plugin that spins
+   * cannot take the time of the quick ones behind it */
+  int64_t slice_end = ac_clock_mono_us() + ac_calls_slice_us(env->calls);
+  size_t to_start = 0;
+  for (size_t i = 0; i < n; i++)
+    to_start += run->slots[i].state == 1;
   for (size_t i = 0; i < n; i++) {
-    if (state[i] == 1) {
-      json_t *value = NULL;
-      ac_outcome out, init_out;
-      ac_plugin_call_finish(calls[i], wait_until, &value, &out, &init_out);
-      ac_hook_record(env, &targets[i], AC_HOOK_QUERY, &init_out, &out);
-      if (out.kind == AC_OUTCOME_OK)
-        take_results(result_schema, targets[i].ctx.plugin_id, value, results, errors);
-      else
-        add_error(errors, targets[i].ctx.plugin_id, ac_outcome_kind_name(out.kind), out.message);
-      json_decref(value);
+    slot *s = &run->slots[i];
+    if (s->state != 1)
+      continue;
+    ac_call_spec spec = {s->target.h, AC_HOOK_QUERY, query, s->target.ctx, s->target.run_init,
+                         deadline};
+    s->call = ac_call_new(env->calls, &spec, call_done, s);
+    if (!s->call) {
+      s->state = -1;
+      memset(&s->early, 0, sizeof s->early);
+      s->early.kind = AC_OUTCOME_ERROR;
+      snprintf(s->early.message, sizeof s->early.message, "out of memory starting a call");
+      continue;
     }
-    ac_hook_target_clear(&targets[i]);
+    pthread_mutex_lock(&run->lock);
+    run->pending++;
+    pthread_mutex_unlock(&run->lock);
+    int64_t left = slice_end - ac_clock_mono_us();
+    int64_t share = left > 0 ? left / (int64_t)to_start : 0;
+    to_start--;
+    ac_call_go(s->call, share);
   }
-  free(targets);
-  free(calls);
-  free(state);
+  release_one(run);
+}
+
+typedef struct wait_box {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  json_t *body;
+} wait_box;
+
+static void wait_done(json_t *body, void *ud) {
+  wait_box *b = ud;
+  pthread_mutex_lock(&b->lock);
+  b->body = body;
+  pthread_cond_signal(&b->cond);
+  pthread_mutex_unlock(&b->lock);
+}
+
+json_t *ac_query_run_wait(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
+                          const json_t *snapshot, const json_t *query) {
+  wait_box b = {.body = NULL};
+  pthread_mutex_init(&b.lock, NULL);
+  pthread_cond_init(&b.cond, NULL);
+  ac_query_start(env, result_schema, ns, snapshot, query, ac_clock_mono_ms(), wait_done, &b);
+  pthread_mutex_lock(&b.lock);
+  while (!b.body)
+    pthread_cond_wait(&b.cond, &b.lock);
+  pthread_mutex_unlock(&b.lock);
+  pthread_cond_destroy(&b.cond);
+  pthread_mutex_destroy(&b.lock);
+  return b.body;
 }

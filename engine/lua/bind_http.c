@@ -264,7 +264,7 @@ static int send_plan(lua_State *L, const ac_call_context *ctx, const plan *p) {
 }
 
 /* Works on the five values at S_METHOD..S_TIMEOUT. */
-static int do_request(lua_State *L, const char *fn) {
+static int request_now(lua_State *L, const char *fn) {
   const ac_call_context *ctx = ac_context_current(L);
   lua_settop(L, S_SCRATCH);
   luaL_checkstack(L, 12, fn);
@@ -277,6 +277,16 @@ static int do_request(lua_State *L, const char *fn) {
   if (!ctx->http)
     return fail(L, "transport: HTTP is not available here");
   return send_plan(L, ctx, &p);
+}
+
+static int request_k(lua_State *L, int status, lua_KContext fn) {
+  (void)status;
+  return request_now(L, (const char *)fn);
+}
+
+/* The request waits on the network: off a request thread first. */
+static int do_request(lua_State *L, const char *fn) {
+  return ac_vm_block_point(L, request_k, (lua_KContext)fn);
 }
 
 /* http.request{method, url, headers, body, timeoutMs} */

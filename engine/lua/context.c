@@ -167,7 +167,7 @@ static int decode_stored(lua_State *L) {
   return 1;
 }
 
-static int db_get(lua_State *L) {
+static int db_get_now(lua_State *L) {
   const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   if (!ctx->kv)
@@ -192,7 +192,7 @@ static int db_get(lua_State *L) {
   return 1;
 }
 
-static int db_set(lua_State *L) {
+static int db_set_now(lua_State *L) {
   const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   luaL_checkany(L, 2);
@@ -219,7 +219,7 @@ static int db_set(lua_State *L) {
   return kv_result(L, rc, &err);
 }
 
-static int db_delete(lua_State *L) {
+static int db_delete_now(lua_State *L) {
   const ac_call_context *ctx = ac_context_current(L);
   const char *key = check_key(L);
   if (!ctx->kv)
@@ -228,6 +228,14 @@ static int db_delete(lua_State *L) {
   int rc = ctx->kv->ops->del(ctx->kv, ctx->namespace_id, ctx->plugin_id, key, &err);
   return kv_result(L, rc, &err);
 }
+
+/* The database calls wait on PostgreSQL: off a request thread first. */
+static int db_get_k(lua_State *L, int status, lua_KContext c) { return db_get_now(L); }
+static int db_set_k(lua_State *L, int status, lua_KContext c) { return db_set_now(L); }
+static int db_delete_k(lua_State *L, int status, lua_KContext c) { return db_delete_now(L); }
+static int db_get(lua_State *L) { return ac_vm_block_point(L, db_get_k, 0); }
+static int db_set(lua_State *L) { return ac_vm_block_point(L, db_set_k, 0); }
+static int db_delete(lua_State *L) { return ac_vm_block_point(L, db_delete_k, 0); }
 
 /* ---- assembling the table ------------------------------------------------ */
 

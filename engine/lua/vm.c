@@ -51,8 +51,9 @@ struct ac_vm {
 };
 
 const char *ac_outcome_kind_name(ac_outcome_kind kind) {
-  static const char *const names[] = {"ok", "error", "timeout", "memory", "contract", "retry"};
-  return kind <= AC_OUTCOME_RETRY ? names[kind] : "error";
+  static const char *const names[] = {"ok",       "error", "timeout", "memory",
+                                      "contract", "retry", "busy"};
+  return kind <= AC_OUTCOME_BUSY ? names[kind] : "error";
 }
 
 /* ---- allocator -------------------------------------------------------- */

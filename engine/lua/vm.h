@@ -19,7 +19,8 @@ typedef enum ac_outcome_kind {
   AC_OUTCOME_TIMEOUT,
   AC_OUTCOME_MEMORY,
   AC_OUTCOME_CONTRACT,
-  AC_OUTCOME_RETRY
+  AC_OUTCOME_RETRY,
+  AC_OUTCOME_BUSY /* refused by a bulkhead before it ran to its end */
 } ac_outcome_kind;
 
 /* What a call produced besides its value: the kind, a message for every
@@ -31,7 +32,7 @@ typedef struct ac_outcome {
   int retry_delay_s; /* -1: the dispatcher's schedule decides */
 } ac_outcome;
 
-/* "ok", "error", "timeout", "memory", "contract", "retry". */
+/* "ok", "error", "timeout", "memory", "contract", "retry", "busy". */
 const char *ac_outcome_kind_name(ac_outcome_kind kind);
 
 typedef struct ac_vm_config {

@@ -4,6 +4,7 @@
 #include "lua/guard.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,28 @@
 
 struct ac_plugin_handle {
   int refs; /* guarded by the registry lock */
-  pthread_mutex_t *registry_lock;
+  ac_registry *registry;
   ac_plugin *plugin;
   uint64_t serial;
-  pthread_mutex_t pool_lock;
-  ac_vm **idle;
-  int idle_count, idle_max;
+  atomic_int no_inline; /* a call could not leave a request thread */
+  atomic_int stuck;     /* calls of this version abandoned in C */
 };
+
+/* An idle state, ready for its (version, namespace): states serve one
+ * namespace only, so nothing a call leaves behind reaches another tenant.
+ * Every idle state is on one registry-wide LRU list and in a hash bucket
+ * for its key. */
+typedef struct idle_state {
+  ac_vm *vm;
+  ac_plugin_handle *h;
+  char *ns;
+  size_t bytes;
+  unsigned bucket;
+  struct idle_state *lru_prev, *lru_next;
+  struct idle_state *bucket_next;
+} idle_state;
+
+#define IDLE_BUCKETS 4096
 
 /* One plugin file as last seen on disk. */
 typedef struct entry {
@@ -42,12 +58,146 @@ struct ac_registry {
   char *builtin_dir;
   char *custom_dirs;
   ac_plugin_limits limits;
-  int max_idle;
   entry *entries; /* built-in entries first, then custom, by name */
   uint64_t generation;
   uint64_t next_serial;
   int ready;
+
+  /* idle states of every version, under one budget */
+  pthread_mutex_t idle_lock;
+  idle_state *buckets[IDLE_BUCKETS];
+  idle_state *lru_head, *lru_tail; /* most recently used first */
+  size_t idle_bytes, idle_budget;
+  int idle_count, idle_max;
 };
+
+/* ---- idle states ---------------------------------------------------------- */
+
+static unsigned idle_hash(const ac_plugin_handle *h, const char *ns) {
+  uint64_t x = 1469598103934665603ull ^ (uint64_t)(uintptr_t)h;
+  for (const unsigned char *p = (const unsigned char *)(ns ? ns : ""); *p; p++)
+    x = (x ^ *p) * 1099511628211ull;
+  return (unsigned)(x % IDLE_BUCKETS);
+}
+
+/* Unlinks s from its bucket and the LRU list (idle_lock held). */
+static void idle_unlink(ac_registry *r, idle_state *s) {
+  idle_state **pp = &r->buckets[s->bucket];
+  while (*pp != s)
+    pp = &(*pp)->bucket_next;
+  *pp = s->bucket_next;
+  if (s->lru_prev)
+    s->lru_prev->lru_next = s->lru_next;
+  else
+    r->lru_head = s->lru_next;
+  if (s->lru_next)
+    s->lru_next->lru_prev = s->lru_prev;
+  else
+    r->lru_tail = s->lru_prev;
+  r->idle_bytes -= s->bytes;
+  r->idle_count--;
+}
+
+static void idle_free(idle_state *s) {
+  ac_vm_free(s->vm);
+  free(s->ns);
+  free(s);
+}
+
+ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outcome *out) {
+  ac_registry *r = h->registry;
+  unsigned b = idle_hash(h, ns);
+  idle_state *found = NULL;
+  pthread_mutex_lock(&r->idle_lock);
+  for (idle_state *s = r->buckets[b]; s; s = s->bucket_next)
+    if (s->h == h && strcmp(s->ns, ns ? ns : "") == 0) {
+      found = s;
+      idle_unlink(r, s);
+      break;
+    }
+  pthread_mutex_unlock(&r->idle_lock);
+  if (found) {
+    ac_vm *vm = found->vm;
+    found->vm = NULL;
+    idle_free(found);
+    return vm;
+  }
+  ac_vm *vm = NULL;
+  if (ac_plugin_new_state(h->plugin, &vm, out) != AC_OK)
+    return NULL;
+  return vm;
+}
+
+void ac_plugin_handle_give_state(ac_plugin_handle *h, const char *ns, ac_vm *vm) {
+  if (!vm)
+    return;
+  ac_registry *r = h->registry;
+  idle_state *s = ac_vm_usable(vm) && r->idle_max > 0 ? calloc(1, sizeof *s) : NULL;
+  if (s)
+    s->ns = strdup(ns ? ns : "");
+  if (!s || !s->ns) {
+    if (s)
+      free(s);
+    ac_vm_free(vm);
+    return;
+  }
+  s->vm = vm;
+  s->h = h;
+  s->bytes = ac_vm_memory_used(vm);
+  s->bucket = idle_hash(h, ns);
+  idle_state *evicted = NULL;
+  pthread_mutex_lock(&r->idle_lock);
+  s->bucket_next = r->buckets[s->bucket];
+  r->buckets[s->bucket] = s;
+  s->lru_next = r->lru_head;
+  if (r->lru_head)
+    r->lru_head->lru_prev = s;
+  else
+    r->lru_tail = s;
+  r->lru_head = s;
+  r->idle_bytes += s->bytes;
+  r->idle_count++;
+  /* over budget: the least recently used states go, oldest first */
+  while (r->lru_tail && (r->idle_count > r->idle_max || r->idle_bytes > r->idle_budget)) {
+    idle_state *old = r->lru_tail;
+    idle_unlink(r, old);
+    old->bucket_next = evicted;
+    evicted = old;
+  }
+  pthread_mutex_unlock(&r->idle_lock);
+  while (evicted) { /* closing a state is slow: outside the lock */
+    idle_state *next = evicted->bucket_next;
+    idle_free(evicted);
+    evicted = next;
+  }
+}
+
+/* Drops every idle state of h (its version is going away). */
+static void idle_drop_handle(ac_registry *r, ac_plugin_handle *h) {
+  idle_state *dropped = NULL;
+  pthread_mutex_lock(&r->idle_lock);
+  for (idle_state *s = r->lru_head, *next; s; s = next) {
+    next = s->lru_next;
+    if (s->h == h) {
+      idle_unlink(r, s);
+      s->bucket_next = dropped;
+      dropped = s;
+    }
+  }
+  pthread_mutex_unlock(&r->idle_lock);
+  while (dropped) {
+    idle_state *next = dropped->bucket_next;
+    idle_free(dropped);
+    dropped = next;
+  }
+}
+
+void ac_registry_idle_stats(ac_registry *r, int *count, size_t *bytes) {
+  pthread_mutex_lock(&r->idle_lock);
+  *count = r->idle_count;
+  *bytes = r->idle_bytes;
+  pthread_mutex_unlock(&r->idle_lock);
+}
 
 /* ---- handles ------------------------------------------------------------ */
 
@@ -56,25 +206,17 @@ static ac_plugin_handle *handle_new(ac_registry *r, ac_plugin *p) {
   if (!h)
     return NULL;
   h->refs = 1;
-  h->registry_lock = &r->lock;
+  h->registry = r;
   h->plugin = p;
   h->serial = ++r->next_serial;
-  h->idle_max = r->max_idle;
-  h->idle = calloc((size_t)h->idle_max, sizeof *h->idle);
-  pthread_mutex_init(&h->pool_lock, NULL);
-  ac_vm *vm = ac_plugin_take_state(p);
-  if (vm && h->idle)
-    h->idle[h->idle_count++] = vm;
-  else
-    ac_vm_free(vm);
+  /* the load state ran no namespace's code: it may serve any one of them,
+   * but to keep the rule simple it is dropped */
+  ac_vm_free(ac_plugin_take_state(p));
   return h;
 }
 
 static void handle_destroy(ac_plugin_handle *h) {
-  for (int i = 0; i < h->idle_count; i++)
-    ac_vm_free(h->idle[i]);
-  free(h->idle);
-  pthread_mutex_destroy(&h->pool_lock);
+  idle_drop_handle(h->registry, h);
   ac_plugin_free(h->plugin);
   free(h);
 }
@@ -82,11 +224,17 @@ static void handle_destroy(ac_plugin_handle *h) {
 void ac_plugin_handle_release(ac_plugin_handle *h) {
   if (!h)
     return;
-  pthread_mutex_lock(h->registry_lock);
+  pthread_mutex_lock(&h->registry->lock);
   int last = --h->refs == 0;
-  pthread_mutex_unlock(h->registry_lock);
+  pthread_mutex_unlock(&h->registry->lock);
   if (last)
     handle_destroy(h);
+}
+
+void ac_plugin_handle_ref(ac_plugin_handle *h) {
+  pthread_mutex_lock(&h->registry->lock);
+  h->refs++;
+  pthread_mutex_unlock(&h->registry->lock);
 }
 
 const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h) {
@@ -95,27 +243,17 @@ const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h) {
 
 uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h) { return h->serial; }
 
-static ac_vm *pool_take(ac_plugin_handle *h, ac_outcome *out) {
-  pthread_mutex_lock(&h->pool_lock);
-  ac_vm *vm = h->idle_count ? h->idle[--h->idle_count] : NULL;
-  pthread_mutex_unlock(&h->pool_lock);
-  if (!vm && ac_plugin_new_state(h->plugin, &vm, out) != AC_OK)
-    return NULL;
-  return vm;
+int ac_plugin_handle_inline_ok(const ac_plugin_handle *h) { return !atomic_load(&h->no_inline); }
+void ac_plugin_handle_no_inline(ac_plugin_handle *h) { atomic_store(&h->no_inline, 1); }
+int ac_plugin_handle_stuck(const ac_plugin_handle *h) { return atomic_load(&h->stuck); }
+void ac_plugin_handle_add_stuck(ac_plugin_handle *h, int delta) { atomic_fetch_add(&h->stuck, delta); }
+
+static ac_vm *pool_take(ac_plugin_handle *h, const char *ns, ac_outcome *out) {
+  return ac_plugin_handle_take_state(h, ns, out);
 }
 
-static void pool_give(ac_plugin_handle *h, ac_vm *vm) {
-  if (!ac_vm_usable(vm)) {
-    ac_vm_free(vm);
-    return;
-  }
-  pthread_mutex_lock(&h->pool_lock);
-  if (h->idle_count < h->idle_max) {
-    h->idle[h->idle_count++] = vm;
-    vm = NULL;
-  }
-  pthread_mutex_unlock(&h->pool_lock);
-  ac_vm_free(vm);
+static void pool_give(ac_plugin_handle *h, const char *ns, ac_vm *vm) {
+  ac_plugin_handle_give_state(h, ns, vm);
 }
 
 /* A guarded call owns copies of everything it reads, so an abandoned
@@ -138,7 +276,7 @@ struct ac_pending_call {
 
 static void pending_run(void *arg) {
   ac_pending_call *g = arg;
-  ac_vm *vm = pool_take(g->h, &g->out);
+  ac_vm *vm = pool_take(g->h, g->ns, &g->out);
   if (!vm)
     return;
   g->ctx.http = g->http ? ac_http_pool_take(g->http) : NULL;
@@ -154,7 +292,7 @@ done:
   if (g->http)
     ac_http_pool_give(g->http, g->ctx.http);
   g->ctx.http = NULL;
-  pool_give(g->h, vm);
+  pool_give(g->h, g->ns, vm);
 }
 
 static void pending_free(void *arg) {
@@ -183,9 +321,7 @@ ac_pending_call *ac_plugin_call_start(ac_plugin_handle *h, const char *hook, con
   ac_pending_call *g = calloc(1, sizeof *g);
   if (!g)
     return NULL;
-  pthread_mutex_lock(h->registry_lock);
-  h->refs++;
-  pthread_mutex_unlock(h->registry_lock);
+  ac_plugin_handle_ref(h);
   g->h = h;
   snprintf(g->hook, sizeof g->hook, "%s", hook);
   g->run_init = run_init;
@@ -252,11 +388,12 @@ void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *
   if (result)
     *result = NULL;
   if (guard_wait_ms <= 0) {
-    ac_vm *vm = pool_take(h, out);
+    const char *ns = ctx ? ctx->namespace_id : NULL;
+    ac_vm *vm = pool_take(h, ns, out);
     if (!vm)
       return;
     ac_plugin_call(vm, hook, arg, ctx, result, out);
-    pool_give(h, vm);
+    pool_give(h, ns, vm);
     return;
   }
   ac_pending_call *g = ac_plugin_call_start(h, hook, arg, ctx, 0, NULL);
@@ -275,7 +412,9 @@ int ac_registry_new(const ac_registry_config *cfg, ac_registry **out, ac_err *er
   r->builtin_dir = strdup(cfg->builtin_dir ? cfg->builtin_dir : "");
   r->custom_dirs = strdup(cfg->custom_dirs ? cfg->custom_dirs : "");
   r->limits = cfg->limits;
-  r->max_idle = cfg->max_idle_states > 0 ? cfg->max_idle_states : 8;
+  pthread_mutex_init(&r->idle_lock, NULL);
+  r->idle_max = cfg->max_idle_states > 0 ? cfg->max_idle_states : 4096;
+  r->idle_budget = cfg->idle_budget_bytes > 0 ? cfg->idle_budget_bytes : ((size_t)512 << 20);
   *out = r;
   return AC_OK;
 }
@@ -298,6 +437,7 @@ void ac_registry_free(ac_registry *r) {
   free(r->custom_dirs);
   pthread_mutex_destroy(&r->lock);
   pthread_mutex_destroy(&r->reload_lock);
+  pthread_mutex_destroy(&r->idle_lock);
   free(r);
 }
 

@@ -21,7 +21,8 @@ typedef struct ac_registry_config {
   const char *builtin_dir;  /* always loaded first; its ids win */
   const char *custom_dirs;  /* colon-separated, may be NULL or "" */
   ac_plugin_limits limits;  /* for every state of every plugin */
-  int max_idle_states;      /* ready states kept per version (default 8) */
+  int max_idle_states;      /* idle states kept in all (default 4096) */
+  size_t idle_budget_bytes; /* memory of all idle states (default 512 MiB) */
 } ac_registry_config;
 
 /* Creates an empty registry (call ac_registry_reload to load). Strings in
@@ -52,7 +53,31 @@ int ac_registry_ready(ac_registry *r);
 ac_plugin_handle *ac_registry_acquire(ac_registry *r, const char *id);
 void ac_plugin_handle_release(ac_plugin_handle *h);
 
+void ac_plugin_handle_ref(ac_plugin_handle *h);
+
 const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h);
+
+/* A state of this version for namespace ns: an idle one that served ns
+ * before, or a new one built from the source (NULL with out filled when
+ * that fails). States never move between namespaces. */
+ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outcome *out);
+
+/* Gives a state back after a call for ns: kept idle if still usable, most
+ * recently used first; the registry's least recently used idle states are
+ * closed when the total count or memory passes its budget. */
+void ac_plugin_handle_give_state(ac_plugin_handle *h, const char *ns, ac_vm *vm);
+
+/* Idle states in all and the bytes they hold. */
+void ac_registry_idle_stats(ac_registry *r, int *count, size_t *bytes);
+
+/* Whether calls of this version may start on a request thread: cleared for
+ * good once one of them could not leave it (stuck in a C call). */
+int ac_plugin_handle_inline_ok(const ac_plugin_handle *h);
+void ac_plugin_handle_no_inline(ac_plugin_handle *h);
+
+/* Calls of this version that were abandoned stuck in C and still run. */
+int ac_plugin_handle_stuck(const ac_plugin_handle *h);
+void ac_plugin_handle_add_stuck(ac_plugin_handle *h, int delta);
 
 /* A number that changes whenever the plugin's code is replaced. */
 uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h);

@@ -166,9 +166,14 @@ static void enrichment_with_hostile_plugins(void **state) {
     assert_int_equal(count_plugin(results, "q-many"), 20);
     assert_null(error_of(errors, "opendatabot"));
     assert_null(error_of(errors, "q-many"));
+    /* stuck in C: abandoned at its deadline (timeout) or, while the call of
+     * the round before still holds the namespace's worker share, refused
+     * when its deadline passes in the queue (busy) */
     const json_t *stuck = error_of(errors, "q-sort");
     assert_non_null(stuck);
-    assert_string_equal(json_string_value(json_object_get(stuck, "kind")), "timeout");
+    const char *stuck_kind = json_string_value(json_object_get(stuck, "kind"));
+    if (strcmp(stuck_kind, "timeout") != 0 && strcmp(stuck_kind, "busy") != 0)
+      fail_msg("q-sort ended as %s", stuck_kind);
     assert_int_equal(json_array_size(errors), 4);
     assert_int_equal(json_array_size(results), 23);
     ac_test_response_free(&res);

@@ -1,0 +1,444 @@
+/* call.c — admission, the slice on the caller's thread, the hand-over to
+ * the workers, and exactly-once delivery of a call's outcome. */
+#include "dispatch/call.h"
+#include "core/clock.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BULKHEAD_BUCKETS 1024
+#define BULKHEAD_MAX 100000 /* distinct names; past it, names share one entry */
+
+/* In-flight calls and the worker share of one plugin or namespace. */
+typedef struct bulkhead {
+  char *name;
+  atomic_int inflight;
+  ac_share share;
+  struct bulkhead *next;
+} bulkhead;
+
+struct ac_calls {
+  ac_calls_config cfg;
+  pthread_mutex_t lock;
+  bulkhead *plugins[BULKHEAD_BUCKETS];
+  bulkhead *namespaces[BULKHEAD_BUCKETS];
+  int count;
+  bulkhead overflow_plugin, overflow_ns;
+};
+
+enum { PHASE_INIT, PHASE_HOOK, PHASE_DONE };
+
+struct ac_call {
+  ac_task task;
+  ac_calls *cs;
+  atomic_int refs;      /* the caller's and the executor's */
+  atomic_int delivered; /* done has been called */
+  ac_call_done_fn done;
+  void *ud;
+
+  ac_plugin_handle *h;
+  char hook[32];
+  json_t *arg;
+  ac_call_context ctx;
+  char ns[160], dept[160], plugin[80];
+  json_t *config, *secrets;
+  int64_t deadline_ms;
+  int64_t started_ms;
+
+  int phase;
+  int open;          /* a vm call is open (parked between slices) */
+  ac_vm *vm;
+  json_t *result;    /* the executor's */
+  ac_outcome out, init_out;
+  int init_ran;
+  bulkhead *bp, *bn; /* admitted against these */
+  int stuck;         /* abandoned: counted on the plugin version */
+
+  /* what done reports; written once, by whoever delivers */
+  json_t *final_result;
+  ac_outcome final_out, final_init;
+  int final_init_ran;
+};
+
+/* ---- bulkheads -------------------------------------------------------- */
+
+static unsigned hash_name(const char *s) {
+  uint64_t x = 1469598103934665603ull;
+  for (; *s; s++)
+    x = (x ^ (unsigned char)*s) * 1099511628211ull;
+  return (unsigned)(x % BULKHEAD_BUCKETS);
+}
+
+static bulkhead *bulkhead_of(ac_calls *cs, bulkhead **table, bulkhead *overflow,
+                             const char *name) {
+  unsigned b = hash_name(name);
+  pthread_mutex_lock(&cs->lock);
+  bulkhead *e = table[b];
+  while (e && strcmp(e->name, name) != 0)
+    e = e->next;
+  if (!e && cs->count < BULKHEAD_MAX && (e = calloc(1, sizeof *e))) {
+    e->name = strdup(name);
+    if (!e->name) {
+      free(e);
+      e = NULL;
+    } else {
+      e->share.limit = cs->cfg.share;
+      e->next = table[b];
+      table[b] = e;
+      cs->count++;
+    }
+  }
+  pthread_mutex_unlock(&cs->lock);
+  return e ? e : overflow;
+}
+
+int ac_calls_new(const ac_calls_config *cfg, ac_calls **out, ac_err *err) {
+  ac_calls *cs = calloc(1, sizeof *cs);
+  if (!cs)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  cs->cfg = *cfg;
+  if (cs->cfg.share < 1)
+    cs->cfg.share = 1;
+  pthread_mutex_init(&cs->lock, NULL);
+  cs->overflow_plugin.name = cs->overflow_ns.name = (char *)"";
+  cs->overflow_plugin.share.limit = cs->overflow_ns.share.limit = cs->cfg.share;
+  *out = cs;
+  return AC_OK;
+}
+
+static void free_table(bulkhead **table) {
+  for (int i = 0; i < BULKHEAD_BUCKETS; i++)
+    for (bulkhead *e = table[i], *next; e; e = next) {
+      next = e->next;
+      free(e->name);
+      free(e);
+    }
+}
+
+void ac_calls_free(ac_calls *cs) {
+  if (!cs)
+    return;
+  free_table(cs->plugins);
+  free_table(cs->namespaces);
+  pthread_mutex_destroy(&cs->lock);
+  free(cs);
+}
+
+int ac_calls_slice_us(const ac_calls *cs) { return cs->cfg.slice_us; }
+
+/* ---- outcomes ---------------------------------------------------------- */
+
+static void set_outcome(ac_outcome *out, ac_outcome_kind kind, const char *msg) {
+  memset(out, 0, sizeof *out);
+  out->retry_delay_s = -1;
+  out->kind = kind;
+  snprintf(out->message, sizeof out->message, "%s", msg);
+}
+
+static void count_busy(ac_call *c) {
+  if (!c->cs->cfg.metrics)
+    return;
+  char labels[160] = "";
+  ac_metrics_label(labels, sizeof labels, "plugin", c->plugin);
+  ac_metrics_add(c->cs->cfg.metrics, "agentcore_calls_busy_total", labels, 1);
+}
+
+/* Hands out to done once; later attempts (a stuck call finishing after it
+ * was abandoned) are dropped. result is stolen. */
+static void deliver(ac_call *c, const ac_outcome *out, json_t *result) {
+  if (atomic_exchange(&c->delivered, 1)) {
+    json_decref(result);
+    return;
+  }
+  c->final_out = *out;
+  if (!c->stuck) {
+    c->final_init = c->init_out;
+    c->final_init_ran = c->init_ran;
+  }
+  c->final_out.duration_ms = ac_clock_mono_ms() - c->started_ms;
+  c->final_result = result;
+  if (out->kind == AC_OUTCOME_BUSY)
+    count_busy(c);
+  c->done(c, c->ud);
+}
+
+static void call_unref(ac_call *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1)
+    return;
+  ac_plugin_handle_release(c->h);
+  json_decref(c->arg);
+  json_decref(c->config);
+  json_decref(c->secrets);
+  json_decref(c->result);
+  json_decref(c->final_result);
+  free(c);
+}
+
+/* The executor is done with the call: state back, bulkheads freed. */
+static void executor_leave(ac_call *c) {
+  if (c->vm)
+    ac_plugin_handle_give_state(c->h, c->ns, c->vm);
+  c->vm = NULL;
+  if (c->bp) {
+    atomic_fetch_sub(&c->bp->inflight, 1);
+    atomic_fetch_sub(&c->bn->inflight, 1);
+  }
+  if (c->stuck)
+    ac_plugin_handle_add_stuck(c->h, -1);
+  call_unref(c);
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+/* Runs the call on this thread for at most slice_us (0: to the end).
+ * Returns 1 when it ended (c->out, c->result), 0 when it must go on. */
+static int step(ac_call *c, int64_t slice_us) {
+  int64_t slice_end = slice_us > 0 ? ac_clock_mono_us() + slice_us : 0;
+  if (!c->vm) {
+    c->vm = ac_plugin_handle_take_state(c->h, c->ns, &c->out);
+    if (!c->vm) {
+      c->phase = PHASE_DONE;
+      return 1;
+    }
+  }
+  while (c->phase != PHASE_DONE) {
+    int64_t left = 0;
+    if (slice_end) {
+      left = slice_end - ac_clock_mono_us();
+      if (left <= 0)
+        return 0;
+    }
+    int init = c->phase == PHASE_INIT;
+    const char *hook = init ? AC_HOOK_INIT : c->hook;
+    ac_outcome *out = init ? &c->init_out : &c->out;
+    json_t **result = init ? NULL : &c->result;
+    ac_vm_step st;
+    if (!c->open)
+      st = ac_plugin_call_begin(c->vm, hook, init ? NULL : c->arg, &c->ctx, c->deadline_ms, left,
+                                result, out);
+    else
+      st = ac_plugin_call_continue(c->vm, hook, left, result, out);
+    if (slice_end && ac_vm_blocked_inline(c->vm))
+      ac_plugin_handle_no_inline(c->h);
+    if (st != AC_VM_STEP_DONE) {
+      c->open = 1;
+      return 0;
+    }
+    c->open = 0;
+    if (init) {
+      c->init_ran = 1;
+      if (c->init_out.kind != AC_OUTCOME_OK) {
+        c->out = c->init_out;
+        c->phase = PHASE_DONE;
+      } else {
+        c->phase = PHASE_HOOK;
+      }
+    } else {
+      c->phase = PHASE_DONE;
+    }
+  }
+  /* a slice that overran by far was stuck in C on the caller's thread:
+   * this version's calls start on the workers from now on */
+  if (slice_end && ac_clock_mono_us() > slice_end + 50000)
+    ac_plugin_handle_no_inline(c->h);
+  return 1;
+}
+
+static void finish(ac_call *c) {
+  json_t *r = c->result;
+  c->result = NULL;
+  deliver(c, &c->out, r);
+  executor_leave(c);
+}
+
+static void task_run(ac_task *t) {
+  ac_call *c = (ac_call *)t;
+  ac_http_client *http = c->cs->cfg.http ? ac_http_pool_take(c->cs->cfg.http) : NULL;
+  c->ctx.http = http;
+  step(c, 0);
+  c->ctx.http = NULL;
+  if (http)
+    ac_http_pool_give(c->cs->cfg.http, http);
+  finish(c);
+}
+
+static void task_expired(ac_task *t, int stopping) {
+  ac_call *c = (ac_call *)t;
+  ac_outcome out;
+  if (c->open) {
+    ac_vm_call_abort(c->vm, AC_OUTCOME_BUSY, "busy", &out);
+    c->open = 0;
+  }
+  set_outcome(&out, AC_OUTCOME_BUSY,
+              stopping ? "busy: the engine is stopping"
+                       : "busy: no worker was free for this plugin before the deadline");
+  deliver(c, &out, NULL);
+  executor_leave(c);
+}
+
+static void task_abandoned(ac_task *t) {
+  ac_call *c = (ac_call *)t;
+  c->stuck = 1;
+  ac_plugin_handle_add_stuck(c->h, 1);
+  ac_outcome out;
+  set_outcome(&out, AC_OUTCOME_TIMEOUT,
+              "timeout: call exceeded its time (stuck in a C function; abandoned)");
+  deliver(c, &out, NULL);
+}
+
+/* ---- the public side ------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t size, const char *src, const char **field) {
+  if (!src) {
+    *field = NULL;
+    return;
+  }
+  snprintf(dst, size, "%s", src);
+  *field = dst;
+}
+
+ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn done, void *ud) {
+  ac_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->cs = cs;
+  atomic_init(&c->refs, 2);
+  c->done = done;
+  c->ud = ud;
+  ac_plugin_handle_ref(spec->h);
+  c->h = spec->h;
+  snprintf(c->hook, sizeof c->hook, "%s", spec->hook);
+  c->arg = spec->arg ? json_incref((json_t *)spec->arg) : NULL;
+  c->ctx = spec->ctx;
+  copy_str(c->ns, sizeof c->ns, spec->ctx.namespace_id, &c->ctx.namespace_id);
+  copy_str(c->dept, sizeof c->dept, spec->ctx.department_id, &c->ctx.department_id);
+  copy_str(c->plugin, sizeof c->plugin, spec->ctx.plugin_id, &c->ctx.plugin_id);
+  c->config = spec->ctx.config ? json_incref((json_t *)spec->ctx.config) : NULL;
+  c->secrets = spec->ctx.secrets ? json_incref((json_t *)spec->ctx.secrets) : NULL;
+  c->ctx.config = c->config;
+  c->ctx.secrets = c->secrets;
+  c->ctx.http = NULL;
+  c->deadline_ms = spec->deadline_ms;
+  c->phase = spec->run_init && ac_plugin_handle_info(spec->h)->has_init ? PHASE_INIT : PHASE_HOOK;
+  c->task.run = task_run;
+  c->task.expired = task_expired;
+  c->task.abandoned = task_abandoned;
+  c->task.deadline_ms = spec->deadline_ms;
+  set_outcome(&c->out, AC_OUTCOME_ERROR, "the call did not run");
+  set_outcome(&c->init_out, AC_OUTCOME_OK, "");
+  return c;
+}
+
+/* Refuses a call that would pass a bulkhead; 0 when admitted. */
+static int refuse(ac_call *c) {
+  ac_calls *cs = c->cs;
+  const char *why = NULL;
+  if (ac_plugin_handle_stuck(c->h) > 0 && ac_workers_stuck_full(cs->cfg.workers))
+    why = "busy: too many calls of this plugin are stuck in C functions";
+  if (!why) {
+    c->bp = bulkhead_of(cs, cs->plugins, &cs->overflow_plugin, c->plugin);
+    c->bn = bulkhead_of(cs, cs->namespaces, &cs->overflow_ns, c->ns);
+    int p = atomic_fetch_add(&c->bp->inflight, 1);
+    int n = atomic_fetch_add(&c->bn->inflight, 1);
+    if (p >= cs->cfg.max_per_plugin)
+      why = "busy: this plugin has too many calls in flight";
+    else if (n >= cs->cfg.max_per_namespace)
+      why = "busy: this namespace has too many calls in flight";
+    if (why) {
+      atomic_fetch_sub(&c->bp->inflight, 1);
+      atomic_fetch_sub(&c->bn->inflight, 1);
+      c->bp = c->bn = NULL;
+    }
+  }
+  if (!why)
+    return 0;
+  ac_outcome out;
+  set_outcome(&out, AC_OUTCOME_BUSY, why);
+  deliver(c, &out, NULL);
+  executor_leave(c);
+  return 1;
+}
+
+void ac_call_go(ac_call *c, int64_t slice_us) {
+  c->started_ms = ac_clock_mono_ms();
+  if (refuse(c))
+    return;
+  c->task.shares[0] = &c->bp->share;
+  c->task.shares[1] = &c->bn->share;
+  if (!ac_plugin_handle_inline_ok(c->h))
+    slice_us = 0;
+  if (slice_us > 0 && step(c, slice_us)) {
+    finish(c);
+    return;
+  }
+  if (ac_workers_submit(c->cs->cfg.workers, &c->task) != AC_OK)
+    task_expired(&c->task, 1);
+}
+
+const ac_outcome *ac_call_outcome(const ac_call *c) { return &c->final_out; }
+const ac_outcome *ac_call_init_outcome(const ac_call *c) { return &c->final_init; }
+int ac_call_init_ran(const ac_call *c) { return c->final_init_ran; }
+
+json_t *ac_call_take_result(ac_call *c) {
+  json_t *r = c->final_result;
+  c->final_result = NULL;
+  return r;
+}
+
+void ac_call_release(ac_call *c) {
+  if (c)
+    call_unref(c);
+}
+
+/* ---- waiting for a call -------------------------------------------------- */
+
+typedef struct waiter {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int done;
+} waiter;
+
+static void wake(ac_call *c, void *ud) {
+  (void)c;
+  waiter *w = ud;
+  pthread_mutex_lock(&w->lock);
+  w->done = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+void ac_call_run_wait(ac_calls *cs, const ac_call_spec *spec, json_t **result, ac_outcome *out,
+                      ac_outcome *init_out, int *init_ran) {
+  if (result)
+    *result = NULL;
+  waiter w = {.done = 0};
+  pthread_mutex_init(&w.lock, NULL);
+  pthread_cond_init(&w.cond, NULL);
+  ac_call *c = ac_call_new(cs, spec, wake, &w);
+  if (!c) {
+    set_outcome(out, AC_OUTCOME_ERROR, "out of memory starting a call");
+    if (init_out)
+      set_outcome(init_out, AC_OUTCOME_OK, "");
+    if (init_ran)
+      *init_ran = 0;
+  } else {
+    ac_call_go(c, 0);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+      pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    *out = c->final_out;
+    if (init_out)
+      *init_out = c->final_init;
+    if (init_ran)
+      *init_ran = c->final_init_ran;
+    if (result)
+      *result = ac_call_take_result(c);
+    ac_call_release(c);
+  }
+  pthread_cond_destroy(&w.cond);
+  pthread_mutex_destroy(&w.lock);
+}
