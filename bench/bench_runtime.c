@@ -97,7 +97,8 @@ int main(void) {
   }
   ac_vm *vm = ac_plugin_take_state(p);
   json_t *config = json_object();
-  ac_call_context ctx = {.namespace_id = "bench", .plugin_id = "bench", .config = config};
+  ac_call_context ctx = {.namespace_id = "bench", .plugin_id = "bench", .config = config,
+                         .config_serial = 1};
 
   double bare = 1e18, sandboxed = 1e18;
   for (int r = 0; r < ROUNDS; r++) {

@@ -2,6 +2,7 @@
 #include "dispatch/hooks.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,11 @@ static json_t *prepare_config(const ac_plugin_info *info, const json_t *stored) 
   json_t *secrets = json_array();
   collect_secrets(config, masked, secrets);
   json_decref(masked);
-  return json_pack("{s:o, s:o}", "config", config, "secrets", secrets);
+  /* names this prepared config for good: a state builds its context table
+   * once per serial */
+  static atomic_ullong next_serial = 1;
+  json_int_t serial = (json_int_t)atomic_fetch_add(&next_serial, 1);
+  return json_pack("{s:o, s:o, s:I}", "config", config, "secrets", secrets, "serial", serial);
 }
 
 /* The prepared config of key, made on first use. A new reference. */
@@ -140,6 +145,7 @@ int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *d
   }
   t->config = json_incref(json_object_get(prepared, "config"));
   t->secrets = json_incref(json_object_get(prepared, "secrets"));
+  t->ctx.config_serial = (uint64_t)json_integer_value(json_object_get(prepared, "serial"));
   json_decref(prepared);
 
   if (info->has_init) {

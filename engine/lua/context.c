@@ -16,8 +16,8 @@
 
 const ac_call_context *ac_context_current(lua_State *L) {
   const ac_call_context *ctx = ac_vm_call_data(L);
-  if (!ctx || (uint64_t)lua_tointeger(L, lua_upvalueindex(1)) != ac_vm_call_serial(L))
-    luaL_error(L, "context from an earlier call cannot be used");
+  if (!ctx)
+    luaL_error(L, "context functions work only while a hook runs");
   return ctx;
 }
 
@@ -240,8 +240,7 @@ static int db_delete(lua_State *L) { return ac_vm_block_point(L, db_delete_k, 0)
 /* ---- assembling the table ------------------------------------------------ */
 
 void ac_context_set_fn(lua_State *L, const char *name, lua_CFunction fn) {
-  lua_pushinteger(L, (lua_Integer)ac_vm_call_serial(L));
-  lua_pushcclosure(L, fn, 1);
+  lua_pushcfunction(L, fn);
   lua_setfield(L, -2, name);
 }
 
@@ -252,8 +251,39 @@ static void set_str(lua_State *L, const char *name, const char *value) {
   }
 }
 
+static void context_build(lua_State *L, const ac_call_context *ctx);
+
+/* registry key of a state's cached context: {serial, table} */
+static const char cache_key = 'c';
+
 void ac_context_push(lua_State *L) {
   const ac_call_context *ctx = ac_vm_call_data(L);
+  if (!ctx->config_serial) {
+    context_build(L, ctx);
+    return;
+  }
+  luaL_checkstack(L, 4, "context");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    if ((uint64_t)lua_tointeger(L, -1) == ctx->config_serial) {
+      lua_pop(L, 1);
+      lua_rawgeti(L, -1, 2);
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  context_build(L, ctx);
+  lua_createtable(L, 2, 0);
+  lua_pushinteger(L, (lua_Integer)ctx->config_serial);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+}
+
+static void context_build(lua_State *L, const ac_call_context *ctx) {
   luaL_checkstack(L, 8, "context");
   lua_createtable(L, 0, 12);
   int t = lua_gettop(L);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <lua.h>
+#include <stdint.h>
 
 /* Everything a call's context is made of. Borrowed for the call. */
 typedef struct ac_call_context {
@@ -23,10 +24,17 @@ typedef struct ac_call_context {
                                 thread meanwhile (NULL: context.http answers
                                 nil, "transport: HTTP is not available here") */
   int allow_retry;           /* event hooks only */
+  uint64_t config_serial;    /* nonzero: names this config for good, so calls
+                                on one state with the same serial share one
+                                context table (built once); 0: built per call */
 } ac_call_context;
 
-/* Pushes a fresh read-only context table for the running call. The call's
- * ac_call_context must be attached with ac_vm_set_call_data. */
+/* Pushes the read-only context table for the running call: built once
+ * per state and config_serial, fresh per call when the serial is 0. Its
+ * functions act on whatever call is running, so a table kept from an
+ * earlier call (same state: same namespace and plugin) acts on the current
+ * one. The call's ac_call_context must be attached with
+ * ac_vm_set_call_data. */
 void ac_context_push(lua_State *L);
 
 /* Writes a plugin's log line (print, context.log) with the call's secrets
@@ -35,14 +43,10 @@ void ac_context_push(lua_State *L);
 void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields);
 
 /* The context of the running call, for a function made by
- * ac_context_set_fn. Raises "context from an earlier call cannot be used"
- * when the function was made for another call (a plugin may keep the table
- * in a global). */
+ * ac_context_set_fn. Raises when no call is running. */
 const ac_call_context *ac_context_current(lua_State *L);
 
-/* Sets t[name] = fn for the table on the stack top, with fn bound to the
- * running call (its first upvalue is the call serial ac_context_current
- * checks). May raise (memory). */
+/* Sets t[name] = fn for the table on the stack top. May raise (memory). */
 void ac_context_set_fn(lua_State *L, const char *name, lua_CFunction fn);
 
 /* Adds context.http and context.crypto to the context table on the stack

@@ -514,39 +514,50 @@ static void test_limits_and_availability(void **state) {
   json_decref(r.result);
 }
 
-/* A context kept from an earlier call refuses to work. */
-static void test_kept_context_refused(void **state) {
+/* A context kept from an earlier call acts on the call running now: its
+ * functions reach the current call's services, and it is the same
+ * namespace's (states never serve another namespace). With a config serial
+ * the table itself is built once per state and config. */
+static void test_kept_context_acts_on_current_call(void **state) {
   fx *f = *state;
   const char *src = "local kept\n"
                     "return { id = 'kept', capabilities = { 'agent_query' },\n"
                     "  onAgentQuery = function(q, context)\n"
+                    "    local same = kept == context\n"
                     "    if not kept then kept = context return {} end\n"
                     "    if q.text == 'http' then kept.http.get(q.url) end\n"
-                    "    kept.crypto.random_id() end }";
+                    "    return { { type = 'k', title = kept.crypto.random_id(),\n"
+                    "               data = { same = same, ns = kept.namespaceId } } } end }";
   ac_plugin_limits limits = ac_test_limits(NULL);
-  ac_plugin *p = NULL;
   ac_outcome out;
-  ac_plugin_load_source("kept.lua", src, strlen(src), &limits, &p, &out);
-  assert_non_null(p);
-  ac_vm *vm = ac_plugin_take_state(p);
-  ac_call_context ctx = {.namespace_id = "ns", .plugin_id = "kept", .http = f->client};
-  const char *texts[] = {"first", "http", "crypto"};
-  for (int i = 0; i < 3; i++) {
-    json_t *q = json_pack("{s:s, s:s}", "text", texts[i], "url", ac_sink_url(f->sink));
-    json_t *res = NULL;
-    ac_plugin_call(vm, AC_HOOK_QUERY, q, &ctx, &res, &out);
-    if (i == 0) {
+  for (int serial = 0; serial <= 7; serial += 7) {
+    ac_plugin *p = NULL;
+    ac_plugin_load_source("kept.lua", src, strlen(src), &limits, &p, &out);
+    assert_non_null(p);
+    ac_vm *vm = ac_plugin_take_state(p);
+    ac_call_context ctx = {.namespace_id = "ns", .plugin_id = "kept", .http = f->client,
+                           .config_serial = (uint64_t)serial};
+    const char *texts[] = {"first", "http", "crypto"};
+    for (int i = 0; i < 3; i++) {
+      json_t *q = json_pack("{s:s, s:s}", "text", texts[i], "url", ac_sink_url(f->sink));
+      json_t *res = NULL;
+      ac_plugin_call(vm, AC_HOOK_QUERY, q, &ctx, &res, &out);
       assert_int_equal(out.kind, AC_OUTCOME_OK);
-    } else {
-      assert_int_equal(out.kind, AC_OUTCOME_ERROR);
-      assert_non_null(strstr(out.message, "context from an earlier call cannot be used"));
+      if (i > 0) {
+        json_t *data = json_object_get(json_array_get(res, 0), "data");
+        assert_string_equal(json_string_value(json_object_get(data, "ns")), "ns");
+        /* one table per (state, serial); a new one per call without */
+        assert_true(json_is_boolean(json_object_get(data, "same")));
+        if (i > 0)
+          assert_int_equal(json_is_true(json_object_get(data, "same")), serial != 0);
+      }
+      json_decref(res);
+      json_decref(q);
     }
-    json_decref(res);
-    json_decref(q);
+    ac_vm_free(vm);
+    ac_plugin_free(p);
   }
-  assert_int_equal(ac_sink_count(f->sink), 0);
-  ac_vm_free(vm);
-  ac_plugin_free(p);
+  assert_int_equal(ac_sink_count(f->sink), 2); /* one http call per round */
 }
 
 /* ---- crypto --------------------------------------------------------------- */
@@ -616,7 +627,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_header_injection_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_programming_errors_raise, setup, teardown),
       cmocka_unit_test_setup_teardown(test_limits_and_availability, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_kept_context_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_kept_context_acts_on_current_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crypto_vectors, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
