@@ -122,6 +122,15 @@ static void describe_metrics(ac_metrics *m) {
   ac_metrics_describe(m, "agentcore_http_rate_limit_waits_total", "counter", "Rate-limit waits and refusals by plugin.");
   ac_metrics_describe(m, "agentcore_events_queued", "gauge", "Event runs waiting to be dispatched.");
   ac_metrics_describe(m, "agentcore_events_running", "gauge", "Event runs being dispatched.");
+  ac_metrics_describe(m, "agentcore_workers", "gauge", "Plugin worker threads (not counting abandoned ones).");
+  ac_metrics_describe(m, "agentcore_workers_busy", "gauge", "Plugin workers running a call.");
+  ac_metrics_describe(m, "agentcore_calls_queued", "gauge", "Plugin calls waiting for a worker.");
+  ac_metrics_describe(m, "agentcore_calls_abandoned", "gauge", "Calls abandoned stuck in a C function whose threads still run.");
+  ac_metrics_describe(m, "agentcore_calls_abandoned_total", "counter", "Calls abandoned stuck in a C function.");
+  ac_metrics_describe(m, "agentcore_calls_expired_total", "counter", "Calls whose deadline passed while they waited for a worker.");
+  ac_metrics_describe(m, "agentcore_calls_busy_total", "counter", "Calls refused by a bulkhead (kind busy), by plugin.");
+  ac_metrics_describe(m, "agentcore_lua_states_idle", "gauge", "Idle Lua states kept for reuse.");
+  ac_metrics_describe(m, "agentcore_lua_states_idle_bytes", "gauge", "Memory held by idle Lua states.");
 }
 
 /* The address guard, rate limiter and HTTP clients behind context.http. */
@@ -361,6 +370,19 @@ void ac_app_refresh_metrics(ac_app *app) {
     ac_metrics_set(app->metrics, "agentcore_events_running", "", (double)running);
   }
   ac_app_db_done(app, db);
+  ac_workers_stats ws;
+  ac_workers_get_stats(app->workers, &ws);
+  ac_metrics_set(app->metrics, "agentcore_workers", "", ws.threads);
+  ac_metrics_set(app->metrics, "agentcore_workers_busy", "", ws.busy);
+  ac_metrics_set(app->metrics, "agentcore_calls_queued", "", ws.queued);
+  ac_metrics_set(app->metrics, "agentcore_calls_abandoned", "", ws.abandoned);
+  ac_metrics_set(app->metrics, "agentcore_calls_abandoned_total", "", (double)ws.abandoned_total);
+  ac_metrics_set(app->metrics, "agentcore_calls_expired_total", "", (double)ws.expired_total);
+  int idle = 0;
+  size_t idle_bytes = 0;
+  ac_registry_idle_stats(app->registry, &idle, &idle_bytes);
+  ac_metrics_set(app->metrics, "agentcore_lua_states_idle", "", idle);
+  ac_metrics_set(app->metrics, "agentcore_lua_states_idle_bytes", "", (double)idle_bytes);
   ac_counters_foreach(app->http_counters, export_http, app->metrics);
   ac_counters_foreach(ac_rate_limiter_counters(app->limiter), export_waits, app->metrics);
 }

@@ -248,6 +248,8 @@ static int step(ac_call *c, int64_t slice_us) {
 }
 
 static void finish(ac_call *c) {
+  if (!c->stuck)
+    ac_plugin_handle_note_outcome(c->h, c->out.kind);
   json_t *r = c->result;
   c->result = NULL;
   deliver(c, &c->out, r);
@@ -283,6 +285,7 @@ static void task_abandoned(ac_task *t) {
   ac_call *c = (ac_call *)t;
   c->stuck = 1;
   ac_plugin_handle_add_stuck(c->h, 1);
+  ac_plugin_handle_no_inline(c->h);
   ac_outcome out;
   set_outcome(&out, AC_OUTCOME_TIMEOUT,
               "timeout: call exceeded its time (stuck in a C function; abandoned)");

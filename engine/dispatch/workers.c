@@ -125,6 +125,7 @@ static void *worker_main(void *arg) {
     me->current = NULL;
     w->busy--;
     pthread_cond_broadcast(&w->work); /* a share may have room now */
+    pthread_cond_broadcast(&w->idle); /* stop may be waiting */
     if (me->abandoned)
       break;
   }
@@ -169,6 +170,17 @@ static int spawn(ac_workers *w) {
   return AC_OK;
 }
 
+/* Gives up on k, stuck in C: tells the task (under the lock, so run cannot
+ * finish and free it meanwhile); the thread exits when run returns. */
+static void abandon(ac_workers *w, worker *k) {
+  k->abandoned = 1;
+  w->abandoned++;
+  w->abandoned_total++;
+  w->live--;
+  pthread_detach(k->thread);
+  k->current->abandoned(k->current);
+}
+
 static void *supervise(void *arg) {
   ac_workers *w = arg;
   pthread_mutex_lock(&w->lock);
@@ -177,14 +189,7 @@ static void *supervise(void *arg) {
     for (worker *k = w->workers; k; k = k->next) {
       if (!k->current || k->abandoned || now < k->current->deadline_ms + w->cfg.grace_ms)
         continue;
-      /* stuck in C: tell the task (under the lock, so run cannot finish
-       * and free it meanwhile), and let a new worker take the place */
-      k->abandoned = 1;
-      w->abandoned++;
-      w->abandoned_total++;
-      w->live--;
-      pthread_detach(k->thread);
-      k->current->abandoned(k->current);
+      abandon(w, k);
       if (w->abandoned <= w->cfg.max_stuck)
         spawn(w);
     }
@@ -265,7 +270,34 @@ void ac_workers_stop(ac_workers *w) {
   run_expired(queued, 1);
   if (had_supervisor)
     pthread_join(w->supervisor, NULL);
-  /* join the live workers; abandoned ones unlink themselves */
+  /* running tasks get until their deadline plus the grace; one still
+   * running then is stuck in C and its thread is abandoned, not joined */
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    int64_t now = ac_clock_mono_ms();
+    int running = 0;
+    for (worker *k = w->workers; k; k = k->next) {
+      if (k->abandoned || !k->current)
+        continue;
+      if (now < k->current->deadline_ms + w->cfg.grace_ms) {
+        running++;
+        continue;
+      }
+      abandon(w, k);
+    }
+    if (!running)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += SUPERVISE_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->idle, &w->lock, &ts);
+  }
+  pthread_mutex_unlock(&w->lock);
+  /* join the others; abandoned ones unlink themselves when they return */
   for (;;) {
     pthread_mutex_lock(&w->lock);
     worker *k = w->workers;

@@ -18,7 +18,13 @@ struct ac_plugin_handle {
   uint64_t serial;
   atomic_int no_inline; /* a call could not leave a request thread */
   atomic_int stuck;     /* calls of this version abandoned in C */
+  atomic_int clean;     /* calls that ended within their deadline */
 };
+
+/* A version's calls start on a request thread only after this many of
+ * them ended cleanly on the workers: a plugin that spins or stalls in C
+ * from its first call never takes a request thread's time. */
+#define INLINE_PROBATION 16
 
 /* An idle state, ready for its (version, namespace): states serve one
  * namespace only, so nothing a call leaves behind reaches another tenant.
@@ -243,7 +249,16 @@ const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h) {
 
 uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h) { return h->serial; }
 
-int ac_plugin_handle_inline_ok(const ac_plugin_handle *h) { return !atomic_load(&h->no_inline); }
+int ac_plugin_handle_inline_ok(const ac_plugin_handle *h) {
+  return !atomic_load(&h->no_inline) && atomic_load(&h->clean) >= INLINE_PROBATION;
+}
+
+void ac_plugin_handle_note_outcome(ac_plugin_handle *h, ac_outcome_kind kind) {
+  if (kind == AC_OUTCOME_TIMEOUT || kind == AC_OUTCOME_MEMORY)
+    atomic_store(&h->no_inline, 1);
+  else if (atomic_load(&h->clean) < INLINE_PROBATION)
+    atomic_fetch_add(&h->clean, 1);
+}
 void ac_plugin_handle_no_inline(ac_plugin_handle *h) { atomic_store(&h->no_inline, 1); }
 int ac_plugin_handle_stuck(const ac_plugin_handle *h) { return atomic_load(&h->stuck); }
 void ac_plugin_handle_add_stuck(ac_plugin_handle *h, int delta) { atomic_fetch_add(&h->stuck, delta); }

@@ -70,10 +70,13 @@ void ac_plugin_handle_give_state(ac_plugin_handle *h, const char *ns, ac_vm *vm)
 /* Idle states in all and the bytes they hold. */
 void ac_registry_idle_stats(ac_registry *r, int *count, size_t *bytes);
 
-/* Whether calls of this version may start on a request thread: cleared for
- * good once one of them could not leave it (stuck in a C call). */
+/* Whether calls of this version may start on a request thread: only once
+ * a number of its calls ended cleanly, and never again after one timed
+ * out, ran out of memory or could not leave a request thread (stuck in a
+ * C call). note_outcome tells how a call ended. */
 int ac_plugin_handle_inline_ok(const ac_plugin_handle *h);
 void ac_plugin_handle_no_inline(ac_plugin_handle *h);
+void ac_plugin_handle_note_outcome(ac_plugin_handle *h, ac_outcome_kind kind);
 
 /* Calls of this version that were abandoned stuck in C and still run. */
 int ac_plugin_handle_stuck(const ac_plugin_handle *h);
