@@ -2,7 +2,7 @@
 # bench/api.sh — SPEC §11 items 3 to 7 against a real server and a real
 # PostgreSQL (started by scripts/dev bench), each as a ratio or figure
 # measured in this run. Loopback only; every load is bounded in time
-# (about 20 loads of BENCH_SECONDS each, plus the event drain of item 5).
+# (about 22 loads of BENCH_SECONDS each, plus the event drain of item 5).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/build/agentcore"
@@ -17,6 +17,9 @@ alive() { [ -r "/proc/$1/status" ] && ! grep -qs '^State:.*Z' "/proc/$1/status";
 # SIGTERM, then SIGKILL for whatever still runs 5 s later (a server whose
 # shutdown waits on plugin calls), so the bench always ends
 cleanup() {
+  if [ "${#pids[@]}" -gt 0 ] && ! alive "${pids[0]}"; then
+    echo "   (agentcore serve was no longer running: the bench stopped there)"
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for _ in $(seq 50); do
     left=0; for p in "${pids[@]}"; do alive "$p" && left=1; done
@@ -129,22 +132,20 @@ s=$(post_script '"{\"event\":\"approval.created\"}"')
 direct=$(wrk -t2 -c16 -d"${DUR}s" -s "$s" "http://127.0.0.1:$SINK_PORT/hook" | rps)
 echo "   delivered $done_runs of $total runs in ${secs}s (intake included): $deliv deliveries/s vs $direct req/s posting straight to the sink (ratio $(echo "scale=4; $deliv / $direct" | bc)x)"
 
-echo "7. Isolation: another namespace's /query and /healthz (wrk -c16 each, at the same time), without and with 32 connections on a namespace whose plugin spins until its deadline"
-# one measurement of both targets at once; prints "query_rps query_p99 health_rps health_p99"
+echo "7. Isolation: another namespace's /query, then /healthz (wrk -c16 each), without and with 32 connections on a namespace whose plugin spins until its deadline"
+# one measurement of each target in turn; prints "query_rps query_p99 health_rps health_p99"
 # and leaves wrk's failure notes in $WORK/fail.q and $WORK/fail.h
 measure() {
-  wrk -t1 -c16 -d"${DUR}s" --timeout 2s --latency -s "$q" "$API/namespaces/q1/query" > "$WORK/m.q" &
-  local wq=$!
-  wrk -t1 -c16 -d"${DUR}s" --timeout 2s --latency "http://127.0.0.1:$PORT/healthz" > "$WORK/m.h" || true
-  wait "$wq" || true
+  wrk -t2 -c16 -d"${DUR}s" --timeout 2s --latency -s "$q" "$API/namespaces/q1/query" > "$WORK/m.q" || true
+  wrk -t2 -c16 -d"${DUR}s" --timeout 2s --latency "http://127.0.0.1:$PORT/healthz" > "$WORK/m.h" || true
   failures < "$WORK/m.q" > "$WORK/fail.q"; failures < "$WORK/m.h" > "$WORK/fail.h"
   echo "$(rps < "$WORK/m.q") $(p99ms "$WORK/m.q") $(rps < "$WORK/m.h") $(p99ms "$WORK/m.h")"
 }
 read -r q0 qp0 h0 hp0 <<< "$(measure)"
 echo "   no noise:   /query $q0 req/s, p99 $qp0 ms$(cat "$WORK/fail.q"); /healthz $h0 req/s, p99 $hp0 ms$(cat "$WORK/fail.h")"
-# the noise covers the whole measurement: it starts a second before and ends
-# a second after; its connections wait out the hook timeout (5 s by default)
-wrk -t1 -c32 -d"$((DUR + 2))s" --timeout 30s -s "$q" "$API/namespaces/noisy/query" > "$WORK/noise" &
+# the noise covers both measurements: it starts a second before and ends a
+# second after; its connections wait out the hook timeout (5 s by default)
+wrk -t1 -c32 -d"$((2 * DUR + 2))s" --timeout 30s -s "$q" "$API/namespaces/noisy/query" > "$WORK/noise" &
 noise=$!
 sleep 1
 read -r q1 qp1 h1 hp1 <<< "$(measure)"

@@ -511,7 +511,8 @@ static void tenant_state_stays_in_its_namespace(void **state) {
           remembered, total);
   assert_int_equal(started, TENANT_THREADS);
   if (bad)
-    fail_msg("%d of %d calls saw another tenant's state; first: %s", bad, total, why);
+    fail_msg("%d of %d calls failed the check (another tenant's state, config or no answer); first: %s",
+             bad, total, why);
 }
 
 /* ---- /metrics and threads ----------------------------------------------------------- */
