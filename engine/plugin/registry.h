@@ -5,7 +5,6 @@
 #define AC_PLUGIN_REGISTRY_H
 
 #include "core/err.h"
-#include "outbound/http_pool.h"
 #include "plugin/plugin.h"
 
 #include <jansson.h>
@@ -84,32 +83,5 @@ void ac_plugin_handle_add_stuck(ac_plugin_handle *h, int delta);
 
 /* A number that changes whenever the plugin's code is replaced. */
 uint64_t ac_plugin_handle_serial(const ac_plugin_handle *h);
-
-/* Calls a hook on a pooled state of this version (see ac_plugin_call). A
- * state that timed out or ran out of memory is discarded. With
- * guard_wait_ms > 0 the call runs on a guard thread and the caller is
- * released after that long even if the plugin is stuck in C code (outcome
- * timeout); the abandoned thread frees what it used. */
-void ac_plugin_handle_call(ac_plugin_handle *h, const char *hook, const json_t *arg,
-                           const ac_call_context *ctx, int64_t guard_wait_ms, json_t **result,
-                           ac_outcome *out);
-
-/* A call running on a guard thread (see ac_plugin_call_start). */
-typedef struct ac_pending_call ac_pending_call;
-
-/* Starts hook on a guard thread of its own with copies of arg and ctx (its
- * http client, if any, is taken from http for the call's duration).
- * With run_init, the plugin's init (if it has one) runs first in the same
- * call slot; a failing init fails the call. Never blocks on the plugin. */
-ac_pending_call *ac_plugin_call_start(ac_plugin_handle *h, const char *hook, const json_t *arg,
-                                      const ac_call_context *ctx, int run_init,
-                                      ac_http_pool *http);
-
-/* Waits for a started call until wait_until_ms (monotonic) and fills the
- * outcome (timeout when the call is still stuck then: it is abandoned and
- * frees itself later). init_out (optional) gets init's outcome when init
- * ran. Consumes the pending call. */
-void ac_plugin_call_finish(ac_pending_call *p, int64_t wait_until_ms, json_t **result,
-                           ac_outcome *out, ac_outcome *init_out);
 
 #endif
