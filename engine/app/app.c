@@ -168,14 +168,19 @@ static int start_calls(ac_app *app, ac_err *err) {
   int rc = ac_workers_start(&wcfg, &app->workers, err);
   if (rc != AC_OK)
     return rc;
-  int share = cfg->worker_share > 0 ? cfg->worker_share : (cfg->workers + 1) / 2;
+  /* one plugin may hold half the workers; one namespace all but one, so
+   * its own spinning plugins cannot starve its other plugins, and other
+   * tenants always find a worker */
+  int plugin_share = cfg->worker_share > 0 ? cfg->worker_share : (cfg->workers + 1) / 2;
+  int namespace_share = cfg->workers > 1 ? cfg->workers - 1 : 1;
   ac_calls_config ccfg = {app->workers,
                           app->http,
                           app->metrics,
                           cfg->inline_slice_us,
                           cfg->max_calls_per_plugin,
                           cfg->max_calls_per_namespace,
-                          share};
+                          plugin_share,
+                          namespace_share};
   return ac_calls_new(&ccfg, &app->calls, err);
 }
 

@@ -73,7 +73,7 @@ static unsigned hash_name(const char *s) {
 }
 
 static bulkhead *bulkhead_of(ac_calls *cs, bulkhead **table, bulkhead *overflow,
-                             const char *name) {
+                             const char *name, int share) {
   unsigned b = hash_name(name);
   pthread_mutex_lock(&cs->lock);
   bulkhead *e = table[b];
@@ -85,7 +85,7 @@ static bulkhead *bulkhead_of(ac_calls *cs, bulkhead **table, bulkhead *overflow,
       free(e);
       e = NULL;
     } else {
-      e->share.limit = cs->cfg.share;
+      e->share.limit = share;
       e->next = table[b];
       table[b] = e;
       cs->count++;
@@ -100,11 +100,14 @@ int ac_calls_new(const ac_calls_config *cfg, ac_calls **out, ac_err *err) {
   if (!cs)
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
   cs->cfg = *cfg;
-  if (cs->cfg.share < 1)
-    cs->cfg.share = 1;
+  if (cs->cfg.plugin_share < 1)
+    cs->cfg.plugin_share = 1;
+  if (cs->cfg.namespace_share < 1)
+    cs->cfg.namespace_share = 1;
   pthread_mutex_init(&cs->lock, NULL);
   cs->overflow_plugin.name = cs->overflow_ns.name = (char *)"";
-  cs->overflow_plugin.share.limit = cs->overflow_ns.share.limit = cs->cfg.share;
+  cs->overflow_plugin.share.limit = cs->cfg.plugin_share;
+  cs->overflow_ns.share.limit = cs->cfg.namespace_share;
   *out = cs;
   return AC_OK;
 }
@@ -247,13 +250,13 @@ static int step(ac_call *c, int64_t slice_us) {
   return 1;
 }
 
-static void finish(ac_call *c) {
+/* Delivers the executor's outcome (dropped if the call was abandoned). */
+static void conclude(ac_call *c) {
   if (!c->stuck)
     ac_plugin_handle_note_outcome(c->h, c->out.kind);
   json_t *r = c->result;
   c->result = NULL;
   deliver(c, &c->out, r);
-  executor_leave(c);
 }
 
 static void task_run(ac_task *t) {
@@ -264,8 +267,10 @@ static void task_run(ac_task *t) {
   c->ctx.http = NULL;
   if (http)
     ac_http_pool_give(c->cs->cfg.http, http);
-  finish(c);
+  conclude(c);
 }
+
+static void task_release(ac_task *t) { executor_leave((ac_call *)t); }
 
 static void task_expired(ac_task *t, int stopping) {
   ac_call *c = (ac_call *)t;
@@ -327,6 +332,7 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->deadline_ms = spec->deadline_ms;
   c->phase = spec->run_init && ac_plugin_handle_info(spec->h)->has_init ? PHASE_INIT : PHASE_HOOK;
   c->task.run = task_run;
+  c->task.release = task_release;
   c->task.expired = task_expired;
   c->task.abandoned = task_abandoned;
   c->task.deadline_ms = spec->deadline_ms;
@@ -342,8 +348,8 @@ static int refuse(ac_call *c) {
   if (ac_plugin_handle_stuck(c->h) > 0 && ac_workers_stuck_full(cs->cfg.workers))
     why = "busy: too many calls of this plugin are stuck in C functions";
   if (!why) {
-    c->bp = bulkhead_of(cs, cs->plugins, &cs->overflow_plugin, c->plugin);
-    c->bn = bulkhead_of(cs, cs->namespaces, &cs->overflow_ns, c->ns);
+    c->bp = bulkhead_of(cs, cs->plugins, &cs->overflow_plugin, c->plugin, cs->cfg.plugin_share);
+    c->bn = bulkhead_of(cs, cs->namespaces, &cs->overflow_ns, c->ns, cs->cfg.namespace_share);
     int p = atomic_fetch_add(&c->bp->inflight, 1);
     int n = atomic_fetch_add(&c->bn->inflight, 1);
     if (p >= cs->cfg.max_per_plugin)
@@ -374,7 +380,8 @@ void ac_call_go(ac_call *c, int64_t slice_us) {
   if (!ac_plugin_handle_inline_ok(c->h))
     slice_us = 0;
   if (slice_us > 0 && step(c, slice_us)) {
-    finish(c);
+    conclude(c);
+    executor_leave(c);
     return;
   }
   if (ac_workers_submit(c->cs->cfg.workers, &c->task) != AC_OK)

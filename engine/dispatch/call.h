@@ -31,7 +31,8 @@ typedef struct ac_calls_config {
   int slice_us;            /* time a call may run on the caller's thread */
   int max_per_plugin;      /* calls in flight per plugin */
   int max_per_namespace;   /* calls in flight per namespace */
-  int share;               /* workers one plugin or one namespace may hold */
+  int plugin_share;        /* workers one plugin may keep busy */
+  int namespace_share;     /* workers one namespace may keep busy */
 } ac_calls_config;
 
 int ac_calls_new(const ac_calls_config *cfg, ac_calls **out, ac_err *err);

@@ -20,6 +20,7 @@ typedef struct worker {
   ac_workers *pool;
   pthread_t thread;
   ac_task *current;
+  int64_t deadline_ms; /* current's, copied: current may be freed by run */
   int abandoned;
   struct worker *next;
 } worker;
@@ -117,6 +118,7 @@ static void *worker_main(void *arg) {
     }
     share_add(t, 1);
     me->current = t;
+    me->deadline_ms = t->deadline_ms;
     w->busy++;
     pthread_mutex_unlock(&w->lock);
     t->run(t);
@@ -126,6 +128,9 @@ static void *worker_main(void *arg) {
     w->busy--;
     pthread_cond_broadcast(&w->work); /* a share may have room now */
     pthread_cond_broadcast(&w->idle); /* stop may be waiting */
+    pthread_mutex_unlock(&w->lock);
+    t->release(t);
+    pthread_mutex_lock(&w->lock);
     if (me->abandoned)
       break;
   }
@@ -187,7 +192,7 @@ static void *supervise(void *arg) {
   while (!w->stopping) {
     int64_t now = ac_clock_mono_ms();
     for (worker *k = w->workers; k; k = k->next) {
-      if (!k->current || k->abandoned || now < k->current->deadline_ms + w->cfg.grace_ms)
+      if (!k->current || k->abandoned || now < k->deadline_ms + w->cfg.grace_ms)
         continue;
       abandon(w, k);
       if (w->abandoned <= w->cfg.max_stuck)
@@ -279,7 +284,7 @@ void ac_workers_stop(ac_workers *w) {
     for (worker *k = w->workers; k; k = k->next) {
       if (k->abandoned || !k->current)
         continue;
-      if (now < k->current->deadline_ms + w->cfg.grace_ms) {
+      if (now < k->deadline_ms + w->cfg.grace_ms) {
         running++;
         continue;
       }

@@ -30,6 +30,9 @@ typedef struct ac_task ac_task;
 struct ac_task {
   /* On a worker thread. */
   void (*run)(ac_task *t);
+  /* After run, once the pool no longer refers to t (the supervisor cannot
+   * abandon it any more): t may be freed here. */
+  void (*release)(ac_task *t);
   /* Instead of run, when the deadline passed while the task waited or the
    * pool is stopping; the task is the caller's again. */
   void (*expired)(ac_task *t, int stopping);
@@ -55,8 +58,7 @@ int ac_workers_start(const ac_workers_config *cfg, ac_workers **out, ac_err *err
  * what they need: the pool is then left allocated for them. NULL: no-op. */
 void ac_workers_stop(ac_workers *w);
 
-/* Queues t. Never blocks; t must stay valid until run, expired or (after
- * abandoned) run returns. Returns AC_ERR_BUSY when stopping (t is not
+/* Queues t. Never blocks; t must stay valid until release or expired. Returns AC_ERR_BUSY when stopping (t is not
  * queued). */
 int ac_workers_submit(ac_workers *w, ac_task *t);
 
