@@ -68,6 +68,7 @@ typedef struct ac_test_request {
   size_t body_len;            /* 0: strlen(body) */
   const char *const *headers; /* extra "Name: value" lines, NULL-terminated */
   int chunked;                /* send the body with Transfer-Encoding: chunked */
+  long timeout_ms;            /* whole exchange; 0: 30 s */
 } ac_test_request;
 
 typedef struct ac_test_response {

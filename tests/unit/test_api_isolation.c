@@ -42,6 +42,11 @@
  * started pool, a resolver thread). */
 #define THREAD_SLACK 4
 
+/* How long a client waits for any answer: past ANSWER_BUDGET_MS an answer
+ * is already wrong, and a connection that is never resumed must cost the
+ * program seconds, not curl's default 30 s. */
+#define CLIENT_TIMEOUT_MS (ANSWER_BUDGET_MS + 2000)
+
 #define NOISY_CLIENTS 8
 #define NOISY_ROUNDS 2
 
@@ -155,17 +160,26 @@ typedef struct answer {
   char err[256];
 } answer;
 
-static void query(const fixture *f, const char *ns, const char *text, answer *a) {
+/* POSTs {"query": text} to ns's /query, waiting at most timeout_ms. */
+static void query_within(const fixture *f, const char *ns, const char *text, long timeout_ms,
+                         answer *a) {
   char path[200], body[300];
   snprintf(path, sizeof path, "/api/v1/namespaces/%s/query", ns);
   snprintf(body, sizeof body, "{\"query\":\"%s\"}", text);
+  ac_test_request req = {.method = "POST", .path = path, .token = f->admin,
+                         .content_type = "application/json", .body = body,
+                         .timeout_ms = timeout_ms};
   ac_test_response res;
   long long t0 = now_ms();
-  a->status = ac_test_call(&f->srv, "POST", path, f->admin, body, &res);
+  a->status = ac_test_http(&f->srv, &req, &res);
   a->took_ms = now_ms() - t0;
   a->body = res.json ? json_incref(res.json) : NULL;
   snprintf(a->err, sizeof a->err, "%s", res.err[0] ? res.err : (res.body ? res.body : ""));
   ac_test_response_free(&res);
+}
+
+static void query(const fixture *f, const char *ns, const char *text, answer *a) {
+  query_within(f, ns, text, CLIENT_TIMEOUT_MS, a);
 }
 
 /* The entry of list (results or errors of a query answer) whose pluginId
@@ -191,6 +205,7 @@ typedef struct client {
   const char *ns;
   const char *text;
   int rounds;
+  long timeout_ms; /* per query */
   answer answers[NOISY_ROUNDS];
   atomic_int *running;
   pthread_t thread;
@@ -199,18 +214,19 @@ typedef struct client {
 static void *client_main(void *arg) {
   client *c = arg;
   for (int i = 0; i < c->rounds; i++)
-    query(c->f, c->ns, c->text, &c->answers[i]);
+    query_within(c->f, c->ns, c->text, c->timeout_ms, &c->answers[i]);
   atomic_fetch_sub(c->running, 1);
   return NULL;
 }
 
-/* Starts n clients (rounds <= NOISY_ROUNDS); returns how many started. */
+/* Starts n clients (rounds <= NOISY_ROUNDS, each query waiting at most
+ * timeout_ms); returns how many started. */
 static int clients_start(client *cs, int n, const fixture *f, const char *ns, int rounds,
-                         atomic_int *running) {
+                         long timeout_ms, atomic_int *running) {
   atomic_store(running, n);
   for (int i = 0; i < n; i++) {
     cs[i] = (client){.f = f, .ns = ns, .text = "noise 00032129", .rounds = rounds,
-                     .running = running};
+                     .timeout_ms = timeout_ms, .running = running};
     if (pthread_create(&cs[i].thread, NULL, client_main, &cs[i]) != 0) {
       atomic_fetch_sub(running, n - i);
       return i;
@@ -250,7 +266,7 @@ static void probe_fail(probes *p, const char *fmt, ...) {
 }
 
 static void probe_health(const fixture *f, probes *p) {
-  ac_test_request req = {.method = "GET", .path = "/healthz"};
+  ac_test_request req = {.method = "GET", .path = "/healthz", .timeout_ms = CLIENT_TIMEOUT_MS};
   ac_test_response res;
   long long t0 = now_ms();
   long st = ac_test_http(&f->srv, &req, &res);
@@ -302,7 +318,7 @@ static void noise_case(fixture *f, const char *ns, const char *bad) {
 
   client cs[NOISY_CLIENTS];
   atomic_int running;
-  int started = clients_start(cs, NOISY_CLIENTS, f, ns, NOISY_ROUNDS, &running);
+  int started = clients_start(cs, NOISY_CLIENTS, f, ns, NOISY_ROUNDS, CLIENT_TIMEOUT_MS, &running);
   probes p = {0};
   if (started == NOISY_CLIENTS) {
     sleep_ms(100); /* the noise is in flight */
@@ -525,7 +541,7 @@ static void tenant_state_stays_in_its_namespace(void **state) {
 static double metric(const fixture *f, const char *name, const char *label_part, int *described,
                      long long *took_ms) {
   ac_test_response res;
-  ac_test_request req = {.method = "GET", .path = "/metrics"};
+  ac_test_request req = {.method = "GET", .path = "/metrics", .timeout_ms = CLIENT_TIMEOUT_MS};
   double sum = -1;
   int desc = 0;
   size_t n = strlen(name);
@@ -654,12 +670,12 @@ static void stuck_calls_are_capped(void **state) {
   watch w = {.max_abandoned = -1, .max_threads = base_threads};
   client wave1[STUCK_WAVE1], wave2[STUCK_WAVE2];
   atomic_int running;
-  int n1 = clients_start(wave1, STUCK_WAVE1, f, "stuck", 1, &running);
+  int n1 = clients_start(wave1, STUCK_WAVE1, f, "stuck", 1, CLIENT_TIMEOUT_MS, &running);
   /* the wave, then a while longer: the abandoned calls sort on for seconds */
   watch_while(f, &running, ANSWER_BUDGET_MS + 1000, &w);
   clients_join(wave1, n1);
   /* a second wave while the first one's calls are still stuck */
-  int n2 = clients_start(wave2, STUCK_WAVE2, f, "stuck", 1, &running);
+  int n2 = clients_start(wave2, STUCK_WAVE2, f, "stuck", 1, CLIENT_TIMEOUT_MS, &running);
   watch_while(f, &running, 0, &w);
   clients_join(wave2, n2);
 
@@ -733,7 +749,7 @@ static void shutdown_with_abandoned_calls_is_clean(void **state) {
   client first[SHUTDOWN_ABANDONED], late[SHUTDOWN_IN_FLIGHT];
   atomic_int running;
   /* these calls are abandoned: their answers came, their threads sort on */
-  int n1 = clients_start(first, SHUTDOWN_ABANDONED, f, "stuck", 1, &running);
+  int n1 = clients_start(first, SHUTDOWN_ABANDONED, f, "stuck", 1, CLIENT_TIMEOUT_MS, &running);
   clients_join(first, n1);
   int answered = 0;
   for (int i = 0; i < n1; i++) {
@@ -742,8 +758,9 @@ static void shutdown_with_abandoned_calls_is_clean(void **state) {
                 (strcmp(kind, "timeout") == 0 || strcmp(kind, "busy") == 0);
   }
   clients_free(first, n1);
-  /* these are in flight (connections waiting) when the signal comes */
-  int n2 = clients_start(late, SHUTDOWN_IN_FLIGHT, f, "stuck", 1, &running);
+  /* these are in flight (connections waiting) when the signal comes; they
+   * wait longer than the shutdown may take, to see when they are let go */
+  int n2 = clients_start(late, SHUTDOWN_IN_FLIGHT, f, "stuck", 1, 2 * SHUTDOWN_BUDGET_MS, &running);
   sleep_ms(150);
   long long t0 = now_ms();
   int status = ac_test_server_stop(&f->srv);
