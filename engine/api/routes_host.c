@@ -44,19 +44,11 @@ void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
         res, 400, "query must be a string (at most 64 KiB); userId and locale optional strings", NULL);
   }
   text = json_string_value(jq);
-  PGconn *db = ac_app_db(app, res);
-  if (!db) {
-    json_decref(doc);
-    return;
-  }
   const char *ns = req->params[0];
-  json_t *item = NULL, *snapshot = NULL;
+  json_t *snapshot = NULL;
   ac_err err = {0};
-  int rc = ac_store_namespace_get(db, &req->principal, ns, &item, &err);
-  if (rc == AC_OK)
-    rc = ac_config_cache_get(ac_app_config_cache(app), db, ns, &snapshot, &err);
-  ac_app_db_done(app, db);
-  json_decref(item);
+  /* scope and configs come from memory: no database round trip */
+  int rc = ac_tenancy_namespace(ac_app_tenancy(app), &req->principal, ns, &snapshot, &err);
   if (rc) {
     json_decref(doc);
     return ac_respond_store_error(res, rc, &err);
@@ -134,29 +126,34 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
     return;
   const char *type, *key;
   unsigned cap = check_event(doc, res, &type, &key);
-  PGconn *db = cap ? ac_app_db(app, res) : NULL;
-  if (!db) {
+  if (!cap) {
     json_decref(doc);
     return;
   }
   const char *ns = req->params[0];
+  json_t *snapshot = NULL;
+  ac_err err = {0};
+  /* scope and configs from memory; the database only stores the event */
+  int rc = ac_tenancy_namespace(ac_app_tenancy(app), &req->principal, ns, &snapshot, &err);
+  PGconn *db = rc == AC_OK ? ac_app_db(app, res) : NULL;
+  if (!db) {
+    if (rc)
+      ac_respond_store_error(res, rc, &err);
+    json_decref(snapshot);
+    json_decref(doc);
+    return;
+  }
   const char *ref = cap == AC_CAP_APPROVAL_HOOK ? "approvalId" : "documentId";
   json_t *data = json_object_get(doc, "data");
   /* "o" takes the reference: a new {} for a missing data must not leak */
   json_t *payload = json_pack("{s:O, s:o}", ref, json_object_get(doc, ref), "data",
                               data ? json_incref(data) : json_object());
-  json_t *item = NULL, *snapshot = NULL, *status = NULL;
+  json_t *status = NULL;
   char *event_id = NULL;
   int created = 0;
-  ac_err err = {0};
-  int rc = ac_store_namespace_get(db, &req->principal, ns, &item, &err);
-  if (rc == AC_OK)
-    rc = ac_config_cache_get(ac_app_config_cache(app), db, ns, &snapshot, &err);
-  if (rc == AC_OK) {
-    json_t *plugins = plugins_for(app, snapshot, cap);
-    rc = ac_events_put(db, ns, type, payload, key, plugins, &event_id, &created, &err);
-    json_decref(plugins);
-  }
+  json_t *plugins = plugins_for(app, snapshot, cap);
+  rc = ac_events_put(db, ns, type, payload, key, plugins, &event_id, &created, &err);
+  json_decref(plugins);
   if (rc == AC_OK && !created)
     rc = ac_events_get(db, ns, event_id, &status, &err);
   ac_app_db_done(app, db);
@@ -171,7 +168,6 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
   }
   free(event_id);
   json_decref(status);
-  json_decref(item);
   json_decref(snapshot);
   json_decref(payload);
   json_decref(doc);

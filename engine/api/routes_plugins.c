@@ -138,6 +138,7 @@ void ac_route_ns_plugin_enable(ac_app *app, ac_request *req, ac_response *res) {
   }
   ac_plugin_handle *h = NULL;
   json_t *cfg = config ? json_deep_copy(config) : json_object();
+  int changed = 0;
   if (!namespace_visible(db, req, res))
     goto done;
   h = ac_registry_acquire(ac_app_registry(app), req->params[1]);
@@ -164,12 +165,14 @@ void ac_route_ns_plugin_enable(ac_app *app, ac_request *req, ac_response *res) {
   } else if (rc) {
     ac_respond_store_error(res, rc, &err);
   } else {
-    ac_app_config_changed(app, req->params[0]);
+    changed = 1;
     set_etag(res, row);
     ac_respond_json(res, 201, record(app, row));
   }
 done:
   ac_app_db_done(app, db);
+  if (changed) /* after giving the connection back: it takes one of its own */
+    ac_app_config_changed(app, req->params[0]);
   ac_plugin_handle_release(h);
   json_decref(cfg);
   json_decref(doc);
@@ -209,6 +212,7 @@ void ac_route_ns_plugin_patch(ac_app *app, ac_request *req, ac_response *res) {
     return;
   }
   ac_plugin_handle *h = NULL;
+  int changed = 0;
   if (!namespace_visible(db, req, res))
     goto done;
   h = ac_registry_acquire(ac_app_registry(app), req->params[1]);
@@ -265,7 +269,7 @@ void ac_route_ns_plugin_patch(ac_app *app, ac_request *req, ac_response *res) {
     } else if (rc) {
       ac_respond_store_error(res, rc, &err);
     } else {
-      ac_app_config_changed(app, req->params[0]);
+      changed = 1;
       set_etag(res, updated);
       ac_respond_json(res, 200, record(app, updated));
     }
@@ -274,6 +278,8 @@ void ac_route_ns_plugin_patch(ac_app *app, ac_request *req, ac_response *res) {
   ac_respond_problem(res, 409, "the config is being changed concurrently; try again", NULL);
 done:
   ac_app_db_done(app, db);
+  if (changed)
+    ac_app_config_changed(app, req->params[0]);
   ac_plugin_handle_release(h);
   json_decref(doc);
 }
@@ -282,6 +288,7 @@ void ac_route_ns_plugin_delete(ac_app *app, ac_request *req, ac_response *res) {
   PGconn *db = ac_app_db(app, res);
   if (!db)
     return;
+  int changed = 0;
   if (namespace_visible(db, req, res)) {
     json_t *row = NULL;
     ac_err err = {0};
@@ -298,9 +305,11 @@ void ac_route_ns_plugin_delete(ac_app *app, ac_request *req, ac_response *res) {
     else if (rc)
       ac_respond_store_error(res, rc, &err);
     else {
-      ac_app_config_changed(app, req->params[0]);
+      changed = 1;
       res->status = 204;
     }
   }
   ac_app_db_done(app, db);
+  if (changed)
+    ac_app_config_changed(app, req->params[0]);
 }

@@ -72,6 +72,7 @@ static int read_item(const ac_request *req, ac_response *res, const char *ref, i
 typedef int (*list_fn)(PGconn *db, const ac_principal *who, json_t **list, ac_err *err);
 typedef int (*create_fn)(PGconn *db, const ac_principal *who, const char *id, const char *name,
                          const char *ref, json_t **item, ac_err *err);
+typedef int (*install_fn)(ac_tenancy *t, PGconn *db, const char *id, ac_err *err);
 
 /* GET of a tenancy list: {"<key>": [items in the caller's scope]}. */
 static void list_route(ac_app *app, ac_request *req, ac_response *res, const char *key,
@@ -88,9 +89,11 @@ static void list_route(ac_app *app, ac_request *req, ac_response *res, const cha
   ac_respond_json(res, 200, json_pack("{s:o}", key, items));
 }
 
-/* POST of a tenancy item {"id"?, "name", <ref>}: 201 with the item. */
+/* POST of a tenancy item {"id"?, "name", <ref>}: 201 with the item, which
+ * install puts into this instance's tenancy snapshot before the answer
+ * (other instances learn it by NOTIFY). */
 static void create_route(ac_app *app, ac_request *req, ac_response *res, const char *ref,
-                         int ref_required, create_fn create) {
+                         int ref_required, create_fn create, install_fn install) {
   json_t *doc;
   const char *id, *name, *ref_value;
   if (!read_item(req, res, ref, ref_required, &doc, &id, &name, &ref_value))
@@ -100,6 +103,8 @@ static void create_route(ac_app *app, ac_request *req, ac_response *res, const c
     json_t *item = NULL;
     ac_err err = {0};
     int rc = create(db, &req->principal, id, name, ref_value, &item, &err);
+    if (rc == AC_OK)
+      install(ac_app_tenancy(app), db, json_string_value(json_object_get(item, "id")), NULL);
     ac_app_db_done(app, db);
     if (rc)
       ac_respond_store_error(res, rc, &err);
@@ -114,7 +119,8 @@ void ac_route_departments_list(ac_app *app, ac_request *req, ac_response *res) {
 }
 
 void ac_route_departments_create(ac_app *app, ac_request *req, ac_response *res) {
-  create_route(app, req, res, "parentId", 0, ac_store_department_create);
+  create_route(app, req, res, "parentId", 0, ac_store_department_create,
+               ac_tenancy_refresh_department);
 }
 
 void ac_route_namespaces_list(ac_app *app, ac_request *req, ac_response *res) {
@@ -122,7 +128,8 @@ void ac_route_namespaces_list(ac_app *app, ac_request *req, ac_response *res) {
 }
 
 void ac_route_namespaces_create(ac_app *app, ac_request *req, ac_response *res) {
-  create_route(app, req, res, "departmentId", 1, ac_store_namespace_create);
+  create_route(app, req, res, "departmentId", 1, ac_store_namespace_create,
+               ac_tenancy_refresh_namespace);
 }
 
 void ac_route_namespace_get(ac_app *app, ac_request *req, ac_response *res) {

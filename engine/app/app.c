@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define POOL_MAX 32
+#define TENANCY_LOAD_WAIT_MS 10000 /* serve waits this long for the first full load */
 
 struct ac_app {
   ac_config cfg;
@@ -33,7 +34,7 @@ struct ac_app {
     ac_db *db;
   } lent[POOL_MAX];
 
-  ac_config_cache *cache;
+  ac_tenancy *tenancy;
   ac_addr_guard *guard;
   ac_rate_limiter *limiter;
   ac_counters *http_counters;
@@ -131,6 +132,9 @@ static void describe_metrics(ac_metrics *m) {
   ac_metrics_describe(m, "agentcore_calls_busy_total", "counter", "Calls refused by a bulkhead (kind busy), by plugin.");
   ac_metrics_describe(m, "agentcore_lua_states_idle", "gauge", "Idle Lua states kept for reuse.");
   ac_metrics_describe(m, "agentcore_lua_states_idle_bytes", "gauge", "Memory held by idle Lua states.");
+  ac_metrics_describe(m, "agentcore_tenancy_namespaces", "gauge", "Namespaces in the tenancy snapshot.");
+  ac_metrics_describe(m, "agentcore_tenancy_reloads_total", "counter", "Full reloads of the tenancy snapshot by result.");
+  ac_metrics_describe(m, "agentcore_tenancy_reads_total", "counter", "Single tenancy entries read from the database, by reason.");
 }
 
 /* The address guard, rate limiter and HTTP clients behind context.http. */
@@ -235,9 +239,11 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
     return rc;
   }
   ac_registry_reload(app->registry);
-  /* NOTIFY drops entries at once; the freshness window is the backstop that
-   * keeps "within 1 s" true even if a notification is lost */
-  app->cache = ac_config_cache_new(900);
+  app->tenancy = ac_tenancy_new(app->pool, log);
+  if (!app->tenancy) {
+    ac_app_free(app);
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  }
   app->kv = ac_kv_pg_new(app->pool);
   if (start_calls(app, err) != AC_OK) {
     ac_app_free(app);
@@ -246,15 +252,19 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   app->env = (ac_hook_env){app->calls,  app->registry, app->http,           app->kv,
                            app->metrics, log,          ac_init_tracker_new(), cfg->hook_timeout_ms};
   ac_dispatcher_config dcfg = {cfg->database_url, cfg->workers, cfg->lease_s, &app->env,
-                               app->cache, "agentcore", 7};
+                               app->tenancy, "agentcore", 7};
   if (ac_dispatcher_start(&dcfg, &app->dispatcher, err) != AC_OK ||
-      ac_listener_start(cfg->database_url, app->cache, app->dispatcher, log, &app->listener, err) !=
-          AC_OK ||
+      ac_listener_start(cfg->database_url, app->tenancy, app->dispatcher, log, &app->listener,
+                        err) != AC_OK ||
       ac_watcher_start(app->registry, cfg->builtin_plugin_dir, cfg->plugin_dirs, log, &app->watcher,
                        err) != AC_OK) {
     ac_app_free(app);
     return err ? err->code : AC_ERR_NOMEM;
   }
+  /* the listener loads the snapshot once it listens (so nothing announced
+   * after the read is missed); until then lookups read the database */
+  if (!ac_tenancy_wait_loaded(app->tenancy, TENANCY_LOAD_WAIT_MS))
+    ac_logf(log, AC_LOG_WARN, "the tenancy snapshot is not loaded yet; serving from the database");
   *out = app;
   return AC_OK;
 }
@@ -278,7 +288,7 @@ void ac_app_free(ac_app *app) {
     app->http = NULL;
   }
   ac_calls_free(app->calls);
-  ac_config_cache_free(app->cache);
+  ac_tenancy_free(app->tenancy);
   ac_kv_free(app->kv);
   ac_init_tracker_free(app->env.inits);
   ac_http_pool_free(app->http);
@@ -316,10 +326,13 @@ void ac_app_observe_request(ac_app *app, double seconds) {
 }
 
 void ac_app_config_changed(ac_app *app, const char *ns) {
-  ac_config_cache_invalidate(app->cache, ns);
+  ac_err err = {0};
+  int rc = ac_tenancy_refresh_namespace(app->tenancy, NULL, ns, &err);
+  if (rc != AC_OK && rc != AC_ERR_NOTFOUND)
+    ac_logf(app->log, AC_LOG_WARN, "re-reading namespace %s after a write failed (%s)", ns, err.msg);
 }
 
-ac_config_cache *ac_app_config_cache(ac_app *app) { return app->cache; }
+ac_tenancy *ac_app_tenancy(ac_app *app) { return app->tenancy; }
 const ac_hook_env *ac_app_hook_env(ac_app *app) { return &app->env; }
 const ac_schema *ac_app_result_schema(ac_app *app) { return app->result_schema; }
 
@@ -388,6 +401,15 @@ void ac_app_refresh_metrics(ac_app *app) {
   ac_registry_idle_stats(app->registry, &idle, &idle_bytes);
   ac_metrics_set(app->metrics, "agentcore_lua_states_idle", "", idle);
   ac_metrics_set(app->metrics, "agentcore_lua_states_idle_bytes", "", (double)idle_bytes);
+  ac_tenancy_stats ts;
+  ac_tenancy_get_stats(app->tenancy, &ts);
+  ac_metrics_set(app->metrics, "agentcore_tenancy_namespaces", "", (double)ts.namespaces);
+  ac_metrics_set(app->metrics, "agentcore_tenancy_reloads_total", "result=\"ok\"", (double)ts.reloads);
+  ac_metrics_set(app->metrics, "agentcore_tenancy_reloads_total", "result=\"error\"",
+                 (double)ts.reload_failures);
+  ac_metrics_set(app->metrics, "agentcore_tenancy_reads_total", "reason=\"change\"",
+                 (double)ts.refreshes);
+  ac_metrics_set(app->metrics, "agentcore_tenancy_reads_total", "reason=\"miss\"", (double)ts.misses);
   ac_counters_foreach(app->http_counters, export_http, app->metrics);
   ac_counters_foreach(ac_rate_limiter_counters(app->limiter), export_waits, app->metrics);
 }

@@ -8,8 +8,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "dispatch/config_cache.h"
 #include "dispatch/hooks.h"
+#include "dispatch/tenancy.h"
 #include "plugin/registry.h"
 
 #include <libpq-fe.h>
@@ -29,9 +29,10 @@ const ac_jwt_verifier *ac_app_jwt(ac_app *app);
 ac_registry *ac_app_registry(ac_app *app);
 ac_metrics *ac_app_metrics(ac_app *app);
 
-/* The namespace config cache, what plugin calls need (registry, HTTP
- * clients, storage, metrics, init tracking), and the PluginResult schema. */
-ac_config_cache *ac_app_config_cache(ac_app *app);
+/* The tenancy snapshot (scope and configs of the host flow), what plugin
+ * calls need (registry, HTTP clients, storage, metrics, init tracking),
+ * and the PluginResult schema. */
+ac_tenancy *ac_app_tenancy(ac_app *app);
 const ac_hook_env *ac_app_hook_env(ac_app *app);
 const ac_schema *ac_app_result_schema(ac_app *app);
 
@@ -58,8 +59,10 @@ void ac_app_events_stored(ac_app *app);
 /* Copies counters kept elsewhere (outbound HTTP) into the metrics. */
 void ac_app_refresh_metrics(ac_app *app);
 
-/* Tells the config cache that a namespace's plugins changed (after a
- * write through this instance; other instances learn it by NOTIFY). */
+/* A write to ns's plugin configs committed through this instance: re-reads
+ * its tenancy entry before returning (with a pool connection: call it
+ * after giving the request's back), so the very next call here uses the
+ * new config. Other instances learn it by NOTIFY. */
 void ac_app_config_changed(ac_app *app, const char *ns);
 
 #endif

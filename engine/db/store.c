@@ -108,7 +108,8 @@ int ac_store_department_create(PGconn *db, const ac_principal *who, const char *
   int rc = query_json(db,
                       "WITH d AS (INSERT INTO departments (id, name, parent_id) "
                       "VALUES (COALESCE($1::text, gen_random_uuid()::text), $2::text, $3::text) RETURNING *) "
-                      "SELECT " DEPT_JSON " FROM d",
+                      "SELECT " DEPT_JSON ", pg_notify('" AC_NOTIFY_CHANNEL "', "
+                      "json_build_object('departmentId', d.id, 'op', 'create')::text) FROM d",
                       3, p, item, "not created", err);
   if (rc == AC_ERR_NOTFOUND && parent_id)
     ac_err_set(err, AC_ERR_NOTFOUND, "unknown parentId \"%s\"", parent_id);
@@ -139,7 +140,8 @@ int ac_store_namespace_create(PGconn *db, const ac_principal *who, const char *i
                       SCOPE_CTE ", n AS (INSERT INTO namespaces (id, name, department_id) "
                                 "SELECT COALESCE($3::text, gen_random_uuid()::text), $4::text, $5::text "
                                 "WHERE $5::text IN (SELECT id FROM scope) RETURNING *) "
-                                "SELECT " NS_JSON " FROM n",
+                                "SELECT " NS_JSON ", pg_notify('" AC_NOTIFY_CHANNEL "', "
+                                "json_build_object('namespaceId', n.id, 'op', 'create')::text) FROM n",
                       5, p, item, "unknown departmentId", err);
   free(ids);
   if (rc == AC_ERR_NOTFOUND)
@@ -288,30 +290,71 @@ int ac_store_ns_plugin_delete(PGconn *db, const char *ns, const char *plugin, co
   return tx_end(db, rc, err);
 }
 
-int ac_store_ns_generation(PGconn *db, const char *ns, long long *generation, char **department,
-                           ac_err *err) {
-  const char *p[] = {ns};
-  PGresult *r = run(db, "SELECT cache_generation, department_id FROM namespaces WHERE id = $1", 1, p);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK)
-    return db_error(db, r, err);
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return ac_err_set(err, AC_ERR_NOTFOUND, "unknown namespace");
-  }
-  *generation = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-  *department = strdup(PQgetvalue(r, 0, 1));
-  PQclear(r);
-  return AC_OK;
+/* ---- the tenancy snapshot ------------------------------------------------------ */
+
+/* A namespace as the snapshot keeps it, with its enabled plugins. */
+#define TENANCY_NS_JSON                                                                     \
+  "json_build_object('id', n.id, 'name', n.name, 'departmentId', n.department_id, "        \
+  "'createdAt', " TS("n.created_at") ", 'generation', n.cache_generation, 'plugins', "     \
+  "COALESCE((SELECT json_agg(json_build_object('pluginId', p.plugin_id, 'config', "        \
+  "p.config, 'version', p.version) ORDER BY p.plugin_id) FROM namespace_plugins p "        \
+  "WHERE p.namespace_id = n.id AND p.enabled), '[]'))"
+
+/* Hands each (id, parent_id) row of r to fn. */
+static void each_department(PGresult *r, ac_store_department_fn fn, void *ud) {
+  for (int i = 0; i < PQntuples(r); i++)
+    fn(ud, PQgetvalue(r, i, 0), PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1));
 }
 
-int ac_store_ns_snapshot(PGconn *db, const char *ns, json_t **snapshot, ac_err *err) {
+int ac_store_tenancy_load(PGconn *db, ac_store_department_fn on_department,
+                          ac_store_namespace_fn on_namespace, void *ud, ac_err *err) {
+  int rc = command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err);
+  if (rc)
+    return rc;
+  PGresult *r = run(db, "SELECT id, parent_id FROM departments", 0, NULL);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    rc = db_error(db, r, err);
+  } else {
+    each_department(r, on_department, ud);
+    PQclear(r);
+    r = run(db, "SELECT " TENANCY_NS_JSON " FROM namespaces n", 0, NULL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      rc = db_error(db, r, err);
+    } else {
+      for (int i = 0; i < PQntuples(r) && rc == AC_OK; i++) {
+        json_t *row = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+        if (row)
+          on_namespace(ud, row);
+        else
+          rc = ac_err_set(err, AC_ERR_INTERNAL, "database returned invalid JSON");
+      }
+      PQclear(r);
+    }
+  }
+  /* read only: ending it either way changes nothing */
+  return tx_end(db, rc, err);
+}
+
+int ac_store_tenancy_namespace(PGconn *db, const char *ns, json_t **row, ac_err *err) {
   const char *p[] = {ns};
-  return query_json(db,
-                    "SELECT json_build_object('departmentId', n.department_id, 'generation', "
-                    "n.cache_generation, 'plugins', COALESCE((SELECT json_agg(json_build_object("
-                    "'pluginId', p.plugin_id, 'config', p.config, 'version', p.version) "
-                    "ORDER BY p.plugin_id) FROM namespace_plugins p "
-                    "WHERE p.namespace_id = n.id AND p.enabled), '[]')) "
-                    "FROM namespaces n WHERE n.id = $1",
-                    1, p, snapshot, "unknown namespace", err);
+  return query_json(db, "SELECT " TENANCY_NS_JSON " FROM namespaces n WHERE n.id = $1", 1, p, row,
+                    "unknown namespace", err);
+}
+
+int ac_store_tenancy_departments(PGconn *db, const char *id, ac_store_department_fn fn, void *ud,
+                                 ac_err *err) {
+  const char *p[] = {id};
+  /* UNION drops a row already seen, so a loop of parent links ends */
+  PGresult *r = run(db,
+                    "WITH RECURSIVE up(id, parent_id) AS ("
+                    " SELECT id, parent_id FROM departments WHERE id = $1"
+                    " UNION SELECT d.id, d.parent_id FROM departments d JOIN up ON d.id = up.parent_id) "
+                    "SELECT id, parent_id FROM up",
+                    1, p);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    return db_error(db, r, err);
+  int found = PQntuples(r) > 0;
+  each_department(r, fn, ud);
+  PQclear(r);
+  return found ? AC_OK : ac_err_set(err, AC_ERR_NOTFOUND, "unknown department");
 }

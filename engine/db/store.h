@@ -20,7 +20,8 @@
 
 /* Creates a department ({"id","name","parentId","createdAt"}). id NULL:
  * a UUID is generated. Only global principals create departments (the
- * route checks), so who is not consulted. */
+ * route checks), so who is not consulted. Notifies AC_NOTIFY_CHANNEL with
+ * {"departmentId","op":"create"} in the same transaction. */
 int ac_store_department_create(PGconn *db, const ac_principal *who, const char *id, const char *name,
                                const char *parent_id, json_t **item, ac_err *err);
 
@@ -29,7 +30,9 @@ int ac_store_department_create(PGconn *db, const ac_principal *who, const char *
 int ac_store_departments_list(PGconn *db, const ac_principal *who, json_t **list, ac_err *err);
 
 /* Creates a namespace ({"id","name","departmentId","createdAt"}). The
- * department must exist and, unless who is global, be in who's scope. */
+ * department must exist and, unless who is global, be in who's scope.
+ * Notifies AC_NOTIFY_CHANNEL with {"namespaceId","op":"create"} in the
+ * same transaction. */
 int ac_store_namespace_create(PGconn *db, const ac_principal *who, const char *id,
                               const char *name, const char *department_id, json_t **item,
                               ac_err *err);
@@ -69,15 +72,38 @@ int ac_store_ns_plugin_update(PGconn *db, const char *ns, const char *plugin,
 int ac_store_ns_plugin_delete(PGconn *db, const char *ns, const char *plugin, const char *actor,
                               const json_t *masked_before, ac_err *err);
 
-/* The namespace's department and cache generation, for the config cache. */
-int ac_store_ns_generation(PGconn *db, const char *ns, long long *generation, char **department,
-                           ac_err *err);
+/* ---- the tenancy snapshot (dispatch/tenancy.c) ---- */
 
-/* What dispatch needs of a namespace, in one statement:
- * {"departmentId","generation","plugins":[{"pluginId","config","version"}]}
- * with only enabled plugins. */
-int ac_store_ns_snapshot(PGconn *db, const char *ns, json_t **snapshot, ac_err *err);
+/* Receives one department; parent_id is NULL for a root. Strings are
+ * borrowed for the call. */
+typedef void (*ac_store_department_fn)(void *ud, const char *id, const char *parent_id);
 
+/* Receives one namespace row {"id","name","departmentId","createdAt",
+ * "generation","plugins":[{"pluginId","config","version"}]} (enabled
+ * plugins only, by pluginId). The row is the callee's (caller does not
+ * decref it). */
+typedef void (*ac_store_namespace_fn)(void *ud, json_t *row);
+
+/* Every department, then every namespace, read in one REPEATABLE READ
+ * READ ONLY transaction so both lists describe one moment. A row that
+ * does not parse fails the whole load (AC_ERR_INTERNAL); callbacks may
+ * have run by then. */
+int ac_store_tenancy_load(PGconn *db, ac_store_department_fn on_department,
+                          ac_store_namespace_fn on_namespace, void *ud, ac_err *err);
+
+/* One namespace's row as for ac_store_tenancy_load (*row: caller
+ * decrefs), or AC_ERR_NOTFOUND. */
+int ac_store_tenancy_namespace(PGconn *db, const char *ns, json_t **row, ac_err *err);
+
+/* Department id and all its ancestors, each once even if parent links
+ * loop, in one statement; AC_ERR_NOTFOUND when id does not exist. */
+int ac_store_tenancy_departments(PGconn *db, const char *id, ac_store_department_fn fn, void *ud,
+                                 ac_err *err);
+
+/* Config writes (by trigger) and department and namespace creations
+ * notify this channel in their transaction. Payloads are JSON objects:
+ * {"namespaceId",...} for a namespace or its plugins, {"departmentId",...}
+ * for a department. */
 #define AC_NOTIFY_CHANNEL "agentcore_config"
 
 #endif

@@ -81,7 +81,7 @@ static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_
   ac_err err = {0};
 
   json_t *snapshot = NULL, *entry = NULL;
-  if (ac_config_cache_get(d->cfg.cache, db, ns, &snapshot, &err) == AC_OK) {
+  if (ac_tenancy_namespace(d->cfg.tenancy, NULL, ns, &snapshot, &err) == AC_OK) {
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(snapshot, "plugins"), i, e) {
@@ -93,7 +93,7 @@ static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_
   char message[AC_OUTCOME_MSG_MAX] = "";
   long long retry_in = 0, duration = 0;
   if (!snapshot) {
-    /* the database failed: leave the lease to expire and try again later */
+    /* unknown here and unreadable: leave the lease to expire and try again later */
     return;
   }
   if (!entry) {

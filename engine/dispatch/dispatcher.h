@@ -7,8 +7,8 @@
 #define AC_DISPATCH_DISPATCHER_H
 
 #include "core/err.h"
-#include "dispatch/config_cache.h"
 #include "dispatch/hooks.h"
+#include "dispatch/tenancy.h"
 
 typedef struct ac_dispatcher ac_dispatcher;
 
@@ -18,7 +18,7 @@ typedef struct ac_dispatcher_config {
   int lease_s;               /* raised (with a warning) to outlast the longest
                                 call, 2 x env->timeout_ms + 0.5 s, plus 0.5 s */
   const ac_hook_env *env;    /* borrowed */
-  ac_config_cache *cache;    /* borrowed */
+  ac_tenancy *tenancy;       /* borrowed: each run's namespace config */
   const char *instance_id;   /* lease owner prefix */
   int retention_days;        /* done events older than this are deleted */
 } ac_dispatcher_config;

@@ -1,7 +1,8 @@
 /* test_api_outage.c — the real server while its database goes away and
  * comes back: connections killed under it are replaced without a failed
  * request, an unreachable database answers 503 problem+json, and the server
- * recovers without a restart. The shared cluster keeps running: only this
+ * recovers without a restart, while the host flow's /query keeps answering
+ * from the tenancy snapshot. The shared cluster keeps running: only this
  * server's database is cut off (connections refused, backends terminated,
  * database renamed away) and then restored. */
 #include <setjmp.h>
@@ -59,6 +60,15 @@ static void setup_namespace(void **state) {
                            "namespace.json");
   assert_non_null(n);
   json_decref(n);
+  n = ac_test_json(&srv, "POST", "/api/v1/namespaces", admin,
+                   "{\"id\":\"o-bot\",\"name\":\"outage\",\"departmentId\":\"o-dept\"}", 201,
+                   "namespace.json");
+  assert_non_null(n);
+  json_decref(n);
+  json_t *p = ac_test_json(&srv, "POST", "/api/v1/namespaces/o-bot/plugins/opendatabot", admin,
+                           "{}", 201, "plugin-record.json");
+  assert_non_null(p);
+  json_decref(p);
 }
 
 /* Backends killed under idle pooled connections (what a database restart
@@ -92,6 +102,33 @@ static void assert_unavailable(const char *method, const char *path, const char 
   ac_test_response_free(&res);
 }
 
+/* With the database gone, /query on a namespace the snapshot holds still
+ * runs its plugins with their configs: the path makes no round trip.
+ * Scope is decided from memory too; only an id the snapshot lacks needs
+ * the database (503). */
+static void query_from_snapshot(void) {
+  json_t *r = ac_test_json(&srv, "POST", "/api/v1/namespaces/o-bot/query", admin,
+                           "{\"query\":\"check 00032129 and 12345678\"}", 200,
+                           "query-response.json");
+  assert_non_null(r);
+  assert_int_equal(json_array_size(json_object_get(r, "results")), 2);
+  assert_int_equal(json_array_size(json_object_get(r, "errors")), 0);
+  json_decref(r);
+  r = ac_test_json(&srv, "POST", "/api/v1/namespaces/o-ns/query", admin, "{\"query\":\"x\"}", 200,
+                   "query-response.json");
+  assert_non_null(r);
+  assert_int_equal(json_array_size(json_object_get(r, "results")), 0);
+  json_decref(r);
+  const char *const elsewhere[] = {"o-elsewhere", NULL};
+  char *outsider = ac_test_token("outsider", AC_PERM_QUERY_PLUGINS, 0, elsewhere, 600);
+  r = ac_test_json(&srv, "POST", "/api/v1/namespaces/o-bot/query", outsider,
+                   "{\"query\":\"x\"}", 404, NULL);
+  assert_non_null(r);
+  json_decref(r);
+  free(outsider);
+  assert_unavailable("POST", "/api/v1/namespaces/o-unknown/query", "{\"query\":\"x\"}");
+}
+
 static void outage_answers_503_then_recovers(void **state) {
   (void)state;
   /* no new connections, the live ones terminated, then the database gone */
@@ -108,7 +145,6 @@ static void outage_answers_503_then_recovers(void **state) {
       {"POST", "/api/v1/namespaces/o-ns/plugins/opendatabot", "{}"},
       {"PATCH", "/api/v1/namespaces/o-ns/plugins/opendatabot", "{\"enabled\":false}"},
       {"DELETE", "/api/v1/namespaces/o-ns/plugins/opendatabot", NULL},
-      {"POST", "/api/v1/namespaces/o-ns/query", "{\"query\":\"x\"}"},
       {"POST", "/api/v1/namespaces/o-ns/events", "{\"type\":\"document.ready\",\"documentId\":\"d\"}"},
       {"GET", "/api/v1/namespaces/o-ns/events/6f1c2e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f", NULL},
   };
@@ -126,6 +162,7 @@ static void outage_answers_503_then_recovers(void **state) {
   json_t *c = ac_test_json(&srv, "GET", "/api/v1/plugins", admin, NULL, 200, "catalog.json");
   assert_non_null(c);
   json_decref(c);
+  query_from_snapshot();
 
   /* back: the very next requests succeed, no restart */
   assert_int_equal(ac_test_server_db_outage(&srv, 0), 0);
