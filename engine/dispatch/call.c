@@ -199,6 +199,7 @@ static void executor_leave(ac_call *c) {
 /* Runs the call on this thread for at most slice_us (0: to the end).
  * Returns 1 when it ended (c->out, c->result), 0 when it must go on. */
 static int step(ac_call *c, int64_t slice_us) {
+  c->deadline_ms = c->task.deadline_ms; /* a worker may have started the clock */
   int64_t slice_end = slice_us > 0 ? ac_clock_mono_us() + slice_us : 0;
   if (!c->vm) {
     c->vm = ac_plugin_handle_take_state(c->h, c->ns, &c->out);
@@ -336,6 +337,7 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->task.expired = task_expired;
   c->task.abandoned = task_abandoned;
   c->task.deadline_ms = spec->deadline_ms;
+  c->task.run_for_ms = spec->run_for_ms;
   set_outcome(&c->out, AC_OUTCOME_ERROR, "the call did not run");
   set_outcome(&c->init_out, AC_OUTCOME_OK, "");
   return c;

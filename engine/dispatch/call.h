@@ -53,6 +53,9 @@ typedef struct ac_call_spec {
   ac_call_context ctx;     /* config and secrets are referenced */
   int run_init;            /* run the plugin's init first */
   int64_t deadline_ms;     /* monotonic: the whole call, init included */
+  int64_t run_for_ms;      /* > 0: deadline_ms only bounds the wait for a
+                              worker; the call then has run_for_ms from the
+                              moment it starts (event hooks: no client waits) */
 } ac_call_spec;
 
 /* Creates a call; done(c, ud) will be called exactly once, from any

@@ -116,9 +116,15 @@ static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_
       ac_outcome init_out;
       int init_ran = 0;
       /* init, when it runs first, has a timeout of its own; the call runs
-       * on the worker pool like every plugin call, and this thread waits */
-      int64_t deadline = ac_clock_mono_ms() + (int64_t)env->timeout_ms * (t.run_init ? 2 : 1);
-      ac_call_spec spec = {t.h, hook, arg, t.ctx, t.run_init, deadline};
+       * on the worker pool like every plugin call, and this thread waits.
+       * Its time counts from when a worker takes it; waiting for one is
+       * bounded by what the lease leaves, so the run is recorded before it
+       * can be claimed again */
+      int64_t run_for = (int64_t)env->timeout_ms * (t.run_init ? 2 : 1);
+      int64_t wait = (int64_t)d->lease_s * 1000 - run_for - 1500;
+      ac_call_spec spec = {t.h,       hook,      arg,
+                           t.ctx,     t.run_init, ac_clock_mono_ms() + (wait > 0 ? wait : 0),
+                           run_for};
       ac_call_run_wait(env->calls, &spec, NULL, &out, &init_out, &init_ran);
       ac_hook_record(env, &t, hook, init_ran ? &init_out : NULL, &out);
       json_decref(arg);
@@ -215,6 +221,7 @@ int ac_dispatcher_start(const ac_dispatcher_config *cfg, ac_dispatcher **out, ac
   /* a run leased for less than a call may hold it would be claimed again
    * while still in flight (delivered twice under normal operation) */
   int hold_s = (2 * cfg->env->timeout_ms + 500 + 500 + 999) / 1000; /* + 0.5 s to record */
+  hold_s *= 2; /* and as long again to wait for a worker */
   d->lease_s = cfg->lease_s > hold_s ? cfg->lease_s : hold_s;
   if (d->lease_s != cfg->lease_s)
     ac_logf(cfg->env->log, AC_LOG_WARN,

@@ -174,7 +174,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     if (s->state != 1)
       continue;
     ac_call_spec spec = {s->target.h, AC_HOOK_QUERY, query, s->target.ctx, s->target.run_init,
-                         deadline};
+                         deadline, 0};
     s->call = ac_call_new(env->calls, &spec, call_done, s);
     if (!s->call) {
       s->state = -1;

@@ -110,13 +110,23 @@ static void *worker_main(void *arg) {
       pthread_mutex_unlock(&w->lock);
       run_expired(expired, 0);
       pthread_mutex_lock(&w->lock);
-      continue;
     }
     if (!t) {
-      pthread_cond_wait(&w->work, &w->lock);
+      if (!expired)
+        pthread_cond_wait(&w->work, &w->lock);
+      continue;
+    }
+    if (w->stopping) { /* stop began while the lock was free: hand it back */
+      pthread_mutex_unlock(&w->lock);
+      t->expired(t, 1);
+      pthread_mutex_lock(&w->lock);
       continue;
     }
     share_add(t, 1);
+    if (t->run_for_ms > 0) {
+      t->deadline_ms = ac_clock_mono_ms() + t->run_for_ms;
+      t->run_for_ms = 0;
+    }
     me->current = t;
     me->deadline_ms = t->deadline_ms;
     w->busy++;

@@ -39,7 +39,10 @@ struct ac_task {
   /* Once, from the supervisor, while run is stuck past deadline + grace;
    * run still returns later on its own thread. Must not block. */
   void (*abandoned)(ac_task *t);
-  int64_t deadline_ms; /* monotonic */
+  int64_t deadline_ms; /* monotonic: while queued, and while running */
+  int64_t run_for_ms;  /* > 0: when a worker first takes the task, its
+                          deadline becomes now + run_for_ms (work that is
+                          timed from its start, not from its queueing) */
   ac_share *shares[2]; /* may be NULL */
   ac_task *next;       /* the pool's */
 };
