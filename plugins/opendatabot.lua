@@ -182,6 +182,22 @@ local function lookup_failed(code, why)
   }
 end
 
+-- Mock results depend on the code alone, so each is built once per state
+-- (a state serves one namespace) and handed out again; the engine only
+-- reads what a hook returns.
+local MOCK_CACHE_MAX = 512
+local mock_cache, mock_cached = {}, 0
+
+local function mock_result(code)
+  local r = mock_cache[code]
+  if r then return r end
+  if mock_cached >= MOCK_CACHE_MAX then mock_cache, mock_cached = {}, 0 end
+  r = company_result(code, mock_company(code), true)
+  mock_cache[code] = r
+  mock_cached = mock_cached + 1
+  return r
+end
+
 -- ---- api mode ---------------------------------------------------------------
 
 local function urlencode(s)
@@ -279,7 +295,7 @@ return {
       elseif context.config.mode == "api" then
         r = api_result(code, context)
       else
-        r = company_result(code, mock_company(code), true)
+        r = mock_result(code)
       end
       results[#results + 1] = r
     end

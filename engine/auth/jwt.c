@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,7 +37,22 @@ struct ac_jwt_verifier {
   char *audience; /* NULL: not checked */
   int64_t (*now)(void *ud);
   void *now_ud;
+  /* tokens already verified: the signature, header and static claims of a
+   * token never change, so only its time window is checked again */
+  pthread_mutex_t cache_lock;
+  struct verified *cache;
 };
+
+#define CACHE_SLOTS 1024
+
+/* A verified token and what it stands for, while its time window holds. */
+typedef struct verified {
+  uint64_t hash;
+  char *token; /* NULL: empty slot */
+  size_t len;
+  double valid_from, valid_until; /* now must be >= from and < until */
+  ac_principal who;
+} verified;
 
 static int64_t real_now(void *ud) {
   (void)ud;
@@ -127,8 +143,10 @@ int ac_jwt_verifier_new(const ac_jwt_options *opt, ac_jwt_verifier **out, ac_err
   v->leeway_s = opt->leeway_s;
   v->now = opt->now ? opt->now : real_now;
   v->now_ud = opt->now_ud;
-  int rc = AC_OK;
-  if (alg == ALG_HS256) {
+  pthread_mutex_init(&v->cache_lock, NULL);
+  v->cache = calloc(CACHE_SLOTS, sizeof *v->cache);
+  int rc = v->cache ? AC_OK : AC_ERR_NOMEM;
+  if (rc == AC_OK && alg == ALG_HS256) {
     v->secret = malloc(opt->secret_len);
     if (!v->secret)
       rc = AC_ERR_NOMEM;
@@ -136,7 +154,7 @@ int ac_jwt_verifier_new(const ac_jwt_options *opt, ac_jwt_verifier **out, ac_err
       memcpy(v->secret, opt->secret, opt->secret_len);
       v->secret_len = opt->secret_len;
     }
-  } else {
+  } else if (rc == AC_OK) {
     rc = load_public_key(opt->public_key_file, alg, &v->pkey, err);
   }
   if (rc == AC_OK && opt->issuer && *opt->issuer && !(v->issuer = strdup(opt->issuer)))
@@ -176,6 +194,12 @@ void ac_jwt_verifier_free(ac_jwt_verifier *v) {
   EVP_PKEY_free(v->pkey);
   free(v->issuer);
   free(v->audience);
+  for (size_t i = 0; v->cache && i < CACHE_SLOTS; i++) {
+    free(v->cache[i].token);
+    ac_principal_clear(&v->cache[i].who);
+  }
+  free(v->cache);
+  pthread_mutex_destroy(&v->cache_lock);
   free(v);
 }
 
@@ -459,16 +483,88 @@ int ac_jwt_principal(const json_t *claims, ac_principal *out, ac_err *err) {
   return rc;
 }
 
+static int principal_copy(const ac_principal *from, ac_principal *to) {
+  memset(to, 0, sizeof *to);
+  to->permissions = from->permissions;
+  to->global = from->global;
+  if (!(to->sub = strdup(from->sub)))
+    return AC_ERR_NOMEM;
+  if (from->department_count &&
+      !(to->department_ids = calloc(from->department_count, sizeof *to->department_ids))) {
+    ac_principal_clear(to);
+    return AC_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < from->department_count; i++) {
+    if (!(to->department_ids[i] = strdup(from->department_ids[i]))) {
+      ac_principal_clear(to);
+      return AC_ERR_NOMEM;
+    }
+    to->department_count = i + 1;
+  }
+  return AC_OK;
+}
+
+/* The time window check_claims accepts the token in. */
+static void time_window(const ac_jwt_verifier *v, const json_t *claims, double *from,
+                        double *until) {
+  double leeway = (double)v->leeway_s, t = 0;
+  numeric_claim(claims, "exp", &t);
+  *until = t + leeway;
+  *from = -1e300;
+  if (numeric_claim(claims, "nbf", &t) > 0 && t - leeway > *from)
+    *from = t - leeway;
+  if (numeric_claim(claims, "iat", &t) > 0 && t - leeway > *from)
+    *from = t - leeway;
+}
+
+static uint64_t token_hash(const char *s, size_t n) {
+  uint64_t x = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    x = (x ^ (unsigned char)s[i]) * 1099511628211ull;
+  return x;
+}
+
 int ac_jwt_authenticate(const ac_jwt_verifier *v, const char *token, ac_principal *out,
                         ac_err *err) {
   if (out)
     memset(out, 0, sizeof *out);
+  size_t len = token ? strnlen(token, AC_JWT_MAX_TOKEN + 1) : 0;
+  uint64_t hash = token_hash(token ? token : "", len);
+  ac_jwt_verifier *cv = (ac_jwt_verifier *)v; /* the cache is internally locked */
+  verified *slot = v && v->cache && out && len && len <= AC_JWT_MAX_TOKEN
+                       ? &cv->cache[hash % CACHE_SLOTS]
+                       : NULL;
+  if (slot) {
+    double now = (double)v->now(v->now_ud);
+    pthread_mutex_lock(&cv->cache_lock);
+    int hit = slot->token && slot->hash == hash && slot->len == len &&
+              memcmp(slot->token, token, len) == 0 && now >= slot->valid_from &&
+              now < slot->valid_until;
+    int rc = hit ? principal_copy(&slot->who, out) : AC_ERR_NOTFOUND;
+    pthread_mutex_unlock(&cv->cache_lock);
+    if (hit && rc == AC_OK)
+      return AC_OK;
+  }
   json_t *claims = NULL;
   int rc = ac_jwt_verify(v, token, &claims, err);
-  if (rc == AC_OK) {
+  if (rc == AC_OK)
     rc = ac_jwt_principal(claims, out, err);
-    json_decref(claims);
+  if (rc == AC_OK && slot) {
+    verified fresh = {.hash = hash, .len = len, .token = malloc(len + 1)};
+    time_window(v, claims, &fresh.valid_from, &fresh.valid_until);
+    if (fresh.token && principal_copy(out, &fresh.who) == AC_OK) {
+      memcpy(fresh.token, token, len + 1);
+      pthread_mutex_lock(&cv->cache_lock);
+      verified old = *slot;
+      *slot = fresh;
+      pthread_mutex_unlock(&cv->cache_lock);
+      free(old.token);
+      ac_principal_clear(&old.who);
+    } else {
+      free(fresh.token);
+    }
   }
+  json_decref(claims);
   return rc;
 }
 

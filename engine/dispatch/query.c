@@ -35,7 +35,8 @@ static void take_results(const ac_schema *schema, const char *plugin, json_t *va
   json_array_foreach(value, i, r) {
     if (kept == AC_QUERY_MAX_RESULTS)
       break;
-    json_t *copy = json_is_object(r) ? json_deep_copy(r) : json_incref(r);
+    /* the value is this call's own: results are marked in place */
+    json_t *copy = json_incref(r);
     if (json_is_object(copy))
       json_object_set_new(copy, "pluginId", json_string(plugin));
     json_t *errs = NULL;
@@ -162,10 +163,10 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     s->state = ac_hook_target_prepare(env, run->ns, dept ? run->dept : NULL, entry,
                                       AC_CAP_AGENT_QUERY, &s->target, &s->early);
   }
-  /* one slice for the whole request, shared fairly: each call gets what
+  /* one slice (CPU time of this thread) for the whole request, shared fairly: each call gets what
    * is left divided by the calls still to start, so a plugin that spins
    * cannot take the time of the quick ones behind it */
-  int64_t slice_end = ac_clock_mono_us() + ac_calls_slice_us(env->calls);
+  int64_t slice_end = ac_clock_thread_cpu_us() + ac_calls_slice_us(env->calls);
   size_t to_start = 0;
   for (size_t i = 0; i < n; i++)
     to_start += run->slots[i].state == 1;
@@ -186,7 +187,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     pthread_mutex_lock(&run->lock);
     run->pending++;
     pthread_mutex_unlock(&run->lock);
-    int64_t left = slice_end - ac_clock_mono_us();
+    int64_t left = slice_end - ac_clock_thread_cpu_us();
     int64_t share = left > 0 ? left / (int64_t)to_start : 0;
     to_start--;
     ac_call_go(s->call, share);

@@ -44,7 +44,7 @@ struct ac_vm {
   int co_started;
   int64_t started_ms;
   ac_watch watch;
-  int64_t slice_end_us; /* the running slice must yield by then (0: none) */
+  int64_t slice_end_us; /* nonzero while a slice runs: its timer may end it */
   int no_block;         /* this slice runs where blocking is not allowed */
   ac_vm_yield engine_yield; /* set just before the engine's own yields */
   int blocked_inline;   /* a blocking point could not move to a worker */
@@ -104,7 +104,7 @@ static void deadline_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "timeout: call exceeded %d ms", vm->cfg.timeout_ms);
   }
-  if (vm->slice_end_us && ac_clock_mono_us() >= vm->slice_end_us) {
+  if (vm->slice_end_us && ac_watchdog_slice_fired()) {
     /* the slice is used up: give the thread back, to be continued on a
      * worker. Where Lua cannot yield (inside a C call such as a sort
      * comparator) look again shortly. */

@@ -21,9 +21,14 @@ static ac_watch *calls; /* doubly linked list of calls in flight */
 static int64_t planned_wake; /* when the watchdog wakes next; begin() only
                                wakes it earlier when needed */
 
-static void on_signal(int sig) {
+static _Thread_local volatile sig_atomic_t slice_fired;
+
+static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
+  (void)uc;
   int saved = errno;
+  if (si && si->si_code == SI_TIMER)
+    slice_fired = 1; /* this thread's slice timer, not the watchdog */
   lua_State *L = running_state;
   if (L)
     lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
@@ -66,8 +71,8 @@ static void start(void) {
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGURG, &sa, NULL);
 
@@ -141,7 +146,9 @@ static int slice_make(void) {
   sev.sigev_signo = SIGURG;
   sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
   timer_t *keep = malloc(sizeof *keep);
-  if (!keep || timer_create(CLOCK_MONOTONIC, &sev, &slice_timer) != 0) {
+  /* the thread's CPU time: a request thread the system preempts does not
+   * see its slice run out while it is not running */
+  if (!keep || timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &slice_timer) != 0) {
     free(keep);
     return -1;
   }
@@ -151,6 +158,7 @@ static int slice_make(void) {
 }
 
 void ac_watchdog_slice_arm(int64_t us) {
+  slice_fired = 0;
   if (slice_state == 0)
     slice_state = slice_make();
   if (slice_state < 0)
@@ -161,6 +169,8 @@ void ac_watchdog_slice_arm(int64_t us) {
   its.it_value.tv_nsec = (long)(us % 1000000) * 1000L;
   timer_settime(slice_timer, 0, &its, NULL);
 }
+
+int ac_watchdog_slice_fired(void) { return slice_fired; }
 
 void ac_watchdog_slice_disarm(void) {
   if (slice_state <= 0)

@@ -980,6 +980,46 @@ static void test_permission_bits(void **state) {
 
 /* ---- signing and the whole path ----------------------------------------- */
 
+/* A token verified once is answered from the verifier's cache, but its
+ * time window is checked on every use: it is refused once expired, and a
+ * token not yet valid is refused until its nbf. A token that differs in one
+ * byte of its signature is never taken for the cached one. */
+static void test_verified_cache_keeps_time_rules(void **state) {
+  (void)state;
+  int64_t now = NOW;
+  ac_jwt_verifier *v = make_verifier("HS256", NULL, 0, NULL, NULL, &now);
+  json_t *claims = json_pack("{s:s, s:I, s:I, s:[s]}", "sub", "cached", "exp",
+                             (json_int_t)(NOW + 100), "nbf", (json_int_t)(NOW + 10),
+                             "permissions", "canQueryPlugins");
+  char *tok = NULL;
+  ac_err err = {0};
+  assert_int_equal(ac_jwt_sign_hs256(SECRET, strlen(SECRET), claims, &tok, &err), AC_OK);
+  ac_principal p;
+  assert_int_equal(ac_jwt_authenticate(v, tok, &p, &err), AC_ERR_DENIED);
+  assert_non_null(strstr(err.msg, "not yet valid"));
+  now = NOW + 10;
+  for (int i = 0; i < 3; i++) { /* the first verifies, the others hit the cache */
+    assert_int_equal(ac_jwt_authenticate(v, tok, &p, &err), AC_OK);
+    assert_string_equal(p.sub, "cached");
+    assert_int_equal(p.permissions, AC_PERM_QUERY_PLUGINS);
+    ac_principal_clear(&p);
+  }
+  char *forged = strdup(tok);
+  size_t n = strlen(forged);
+  forged[n - 2] = forged[n - 2] == 'A' ? 'B' : 'A';
+  assert_int_equal(ac_jwt_authenticate(v, forged, &p, &err), AC_ERR_DENIED);
+  now = NOW + 100;
+  assert_int_equal(ac_jwt_authenticate(v, tok, &p, &err), AC_ERR_DENIED);
+  assert_non_null(strstr(err.msg, "expired"));
+  now = NOW + 50; /* still cached, still valid */
+  assert_int_equal(ac_jwt_authenticate(v, tok, &p, &err), AC_OK);
+  ac_principal_clear(&p);
+  free(forged);
+  free(tok);
+  json_decref(claims);
+  ac_jwt_verifier_free(v);
+}
+
 static void test_sign_and_authenticate(void **state) {
   (void)state;
   int64_t now = NOW;
@@ -1055,6 +1095,7 @@ int main(void) {
       cmocka_unit_test(test_principal_department_cap),
       cmocka_unit_test(test_permission_bits),
       cmocka_unit_test(test_sign_and_authenticate),
+      cmocka_unit_test(test_verified_cache_keeps_time_rules),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
