@@ -62,6 +62,7 @@ typedef struct conv {
   size_t bytes;
   int empty_as_array;
   ac_err *err;
+  size_t path_len;
   char path[512];
 } conv;
 
@@ -71,14 +72,39 @@ static int fail(conv *c, const char *fmt, const char *detail) {
   return ac_err_set(c->err, AC_ERR_INVALID, "%s: %s", c->path[0] ? c->path : "value", msg);
 }
 
-/* Appends a path segment, returning the old length to restore. */
-static size_t push_path(conv *c, const char *seg, int index) {
-  size_t old = strlen(c->path);
-  if (index > 0)
-    snprintf(c->path + old, sizeof c->path - old, "[%d]", index);
-  else
-    snprintf(c->path + old, sizeof c->path - old, "%s%s", old ? "." : "", seg);
+/* Appends a path segment (a key, or "[index]" when index > 0), cut to the
+ * buffer, returning the old length to restore. No formatting: it runs for
+ * every node converted. */
+static size_t push_path(conv *c, const char *seg, size_t seg_len, int index) {
+  size_t old = c->path_len, room = sizeof c->path - 1 - old;
+  char num[24];
+  if (index > 0) {
+    char digits[16];
+    size_t d = 0;
+    for (unsigned v = (unsigned)index; v; v /= 10)
+      digits[d++] = (char)('0' + v % 10);
+    size_t k = 0;
+    num[k++] = '[';
+    while (d)
+      num[k++] = digits[--d];
+    num[k++] = ']';
+    seg = num;
+    seg_len = k;
+  } else if (old && room) {
+    c->path[old + 0] = '.';
+    c->path_len++;
+    room--;
+  }
+  size_t n = seg_len < room ? seg_len : room;
+  memcpy(c->path + c->path_len, seg, n);
+  c->path_len += n;
+  c->path[c->path_len] = '\0';
   return old;
+}
+
+static void pop_path(conv *c, size_t old) {
+  c->path_len = old;
+  c->path[old] = '\0';
 }
 
 /* 1 if the table's keys are exactly 1..n (n > 0). *n is the key count, or
@@ -130,10 +156,10 @@ static int table_value(conv *c, int idx, int depth, json_t **out) {
     json_t *arr = json_array();
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);
-      size_t old = push_path(c, NULL, (int)i);
+      size_t old = push_path(c, NULL, 0, (int)i);
       json_t *v = NULL;
       int rc = to_json(c, lua_gettop(L), depth + 1, &v);
-      c->path[old] = '\0';
+      pop_path(c, old);
       lua_pop(L, 1);
       if (rc) {
         json_decref(arr);
@@ -162,13 +188,13 @@ static int table_value(conv *c, int idx, int depth, json_t **out) {
       return fail(c, "%s", "table keys must be strings");
     }
     c->bytes += klen;
-    size_t old = push_path(c, key, 0);
+    size_t old = push_path(c, key, klen, 0);
     json_t *v = NULL;
     int rc = c->bytes > AC_CONVERT_BYTES_MAX ? fail(c, "%s", "result is larger than 8 MiB")
                                              : to_json(c, lua_gettop(L), depth + 1, &v);
     if (rc == AC_OK && json_object_setn_new(obj, key, klen, v) != 0)
       rc = fail(c, "%s", "key is not valid UTF-8");
-    c->path[old] = '\0';
+    pop_path(c, old);
     lua_pop(L, 1);
     if (rc) {
       lua_pop(L, 1);
@@ -219,6 +245,6 @@ static int to_json(conv *c, int idx, int depth, json_t **out) {
 }
 
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err) {
-  conv c = {L, 0, empty_as_array, err, ""};
+  conv c = {L, 0, empty_as_array, err, 0, ""};
   return to_json(&c, lua_absindex(L, idx), 0, out);
 }
