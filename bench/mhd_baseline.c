@@ -1,7 +1,10 @@
 /* mhd_baseline.c — the §11.3 baseline: a minimal libmicrohttpd server that
  * answers every request with a fixed JSON body, with the same threading as
  * `agentcore serve` (epoll, a pool of N threads). Also serves as the local
- * webhook sink for the delivery benchmark. Usage: mhd_baseline PORT THREADS */
+ * webhook sink for the delivery benchmark, and — with a delay — as the slow
+ * upstream of the waiting benchmark (a thread per connection that sleeps,
+ * which is what a slow upstream looks like from outside).
+ * Usage: mhd_baseline PORT THREADS [DELAY_MS] */
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 static const char body[] = "{\"plugins\":[]}";
+static unsigned delay_us;
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
@@ -23,6 +27,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     *upload_size = 0;
     return MHD_YES;
   }
+  if (delay_us)
+    usleep(delay_us);
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(r, "Content-Type", "application/json");
@@ -33,13 +39,19 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: mhd_baseline PORT THREADS\n");
+    fprintf(stderr, "usage: mhd_baseline PORT THREADS [DELAY_MS]\n");
     return 2;
   }
-  struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD, (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)atoi(argv[2]), MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)30, MHD_OPTION_END);
+  delay_us = argc > 3 ? (unsigned)atoi(argv[3]) * 1000u : 0;
+  struct MHD_Daemon *d =
+      delay_us ? MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                                  (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END)
+               : MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, (uint16_t)atoi(argv[1]), NULL,
+                                  NULL, answer, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+                                  (unsigned)atoi(argv[2]), MHD_OPTION_CONNECTION_TIMEOUT,
+                                  (unsigned)30, MHD_OPTION_END);
   if (!d)
     return 1;
   sigset_t set;

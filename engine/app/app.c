@@ -40,6 +40,7 @@ struct ac_app {
   ac_counters *http_counters;
   ac_http_pool *http;
   ac_workers *workers;
+  ac_http_loop *loop;
   ac_calls *calls;
   ac_hook_env env;
   ac_schema *result_schema;
@@ -170,6 +171,8 @@ static int start_calls(ac_app *app, ac_err *err) {
   const ac_config *cfg = &app->cfg;
   ac_workers_config wcfg = {cfg->workers, cfg->max_stuck_calls, AC_CALL_GRACE_MS};
   int rc = ac_workers_start(&wcfg, &app->workers, err);
+  if (rc == AC_OK)
+    rc = ac_http_loop_start(&app->loop, err);
   if (rc != AC_OK)
     return rc;
   /* one plugin may hold half the workers; one namespace all but one, so
@@ -179,6 +182,7 @@ static int start_calls(ac_app *app, ac_err *err) {
   int namespace_share = cfg->workers > 1 ? cfg->workers - 1 : 1;
   ac_calls_config ccfg = {app->workers,
                           app->http,
+                          app->loop,
                           app->metrics,
                           cfg->inline_slice_us,
                           cfg->max_calls_per_plugin,
@@ -278,6 +282,9 @@ void ac_app_free(ac_app *app) {
   /* calls still running end here (workers are joined); threads stuck in C
    * keep their plugin version, its registry and an HTTP client: those are
    * then left to the exiting process */
+  /* transfers in flight end as cancelled; their calls finish on the
+   * workers, which stop next */
+  ac_http_loop_stop(app->loop);
   ac_workers_stats ws = {0};
   if (app->workers)
     ac_workers_get_stats(app->workers, &ws);

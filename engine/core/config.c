@@ -25,8 +25,8 @@ void ac_config_defaults(ac_config *cfg) {
   cfg->max_stuck_calls = 8;
   cfg->request_threads = 4;
   cfg->inline_slice_us = 1000;
-  cfg->max_calls_per_plugin = 256;
-  cfg->max_calls_per_namespace = 128;
+  cfg->max_calls_per_plugin = 1024;
+  cfg->max_calls_per_namespace = 512;
   cfg->worker_share = 0;
   cfg->state_pool_mb = 512;
 }

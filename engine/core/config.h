@@ -28,8 +28,8 @@ typedef struct ac_config {
   int max_stuck_calls;        /* AGENTCORE_MAX_STUCK_CALLS (8) */
   int request_threads;        /* AGENTCORE_REQUEST_THREADS (4) */
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
-  int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (256) in flight */
-  int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (128) in flight */
+  int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (1024) in flight */
+  int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (512) in flight */
   int worker_share;           /* AGENTCORE_WORKER_SHARE (0: half the workers, at least 1) */
   int state_pool_mb;          /* AGENTCORE_STATE_POOL_MB (512) for idle Lua states */
 } ac_config;

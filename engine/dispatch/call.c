@@ -3,6 +3,7 @@
 #include "dispatch/call.h"
 #include "core/clock.h"
 
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ struct ac_call {
   int init_ran;
   bulkhead *bp, *bn; /* admitted against these */
   int stuck;         /* abandoned: counted on the plugin version */
+  int waiting;       /* parked: its HTTP transfer goes to the loop next */
 
   /* what done reports; written once, by whoever delivers */
   json_t *final_result;
@@ -180,8 +182,14 @@ static void call_unref(ac_call *c) {
   free(c);
 }
 
-/* The executor is done with the call: state back, bulkheads freed. */
+/* The executor is done with the call: state and client back, bulkheads
+ * freed. */
 static void executor_leave(ac_call *c) {
+  if (c->ctx.http) {
+    ac_http_request_cancel(c->ctx.http); /* a call ended while it waited */
+    ac_http_pool_give(c->cs->cfg.http, c->ctx.http);
+    c->ctx.http = NULL;
+  }
   if (c->vm)
     ac_plugin_handle_give_state(c->h, c->ns, c->vm);
   c->vm = NULL;
@@ -217,7 +225,12 @@ static int step(ac_call *c, int64_t slice_us) {
       c->phase = PHASE_DONE;
       return 1;
     }
+    ac_vm_allow_wait(c->vm, c->cs->cfg.loop != NULL);
   }
+  /* a client for context.http, kept for the whole call: its transfer may
+   * be in flight while the call is parked */
+  if (!c->ctx.http && c->cs->cfg.http)
+    c->ctx.http = ac_http_pool_take(c->cs->cfg.http);
   while (c->phase != PHASE_DONE) {
     int64_t left = 0;
     if (slice_end) {
@@ -239,6 +252,7 @@ static int step(ac_call *c, int64_t slice_us) {
       ac_plugin_handle_no_inline(c->h);
     if (st != AC_VM_STEP_DONE) {
       c->open = 1;
+      c->waiting = st == AC_VM_STEP_WAIT;
       slice_overrun(c, slice_end);
       return 0;
     }
@@ -270,19 +284,41 @@ static void conclude(ac_call *c) {
 
 static void task_run(ac_task *t) {
   ac_call *c = (ac_call *)t;
-  ac_http_client *http = c->cs->cfg.http ? ac_http_pool_take(c->cs->cfg.http) : NULL;
-  c->ctx.http = http;
-  step(c, 0);
-  c->ctx.http = NULL;
-  if (http)
-    ac_http_pool_give(c->cs->cfg.http, http);
-  conclude(c);
+  if (step(c, 0))
+    conclude(c);
+  /* else parked: release hands its transfer to the loop */
 }
 
-static void task_release(ac_task *t) { executor_leave((ac_call *)t); }
+static void task_expired(ac_task *t, int stopping);
+
+/* The loop ran the call's transfer: back to the workers to go on. */
+static void transfer_done(void *ud) {
+  ac_call *c = ud;
+  if (ac_workers_submit(c->cs->cfg.workers, &c->task) != AC_OK)
+    task_expired(&c->task, 1);
+}
+
+/* Hands a parked call's transfer to the event loop (not on any worker). */
+static void park_on_loop(ac_call *c) {
+  c->waiting = 0;
+  if (ac_http_loop_add(c->cs->cfg.loop, c->ctx.http, transfer_done, c) == AC_OK)
+    return;
+  /* the loop is stopping: the transfer never runs */
+  ac_http_client_transfer_done(c->ctx.http, (int)CURLE_ABORTED_BY_CALLBACK);
+  transfer_done(c);
+}
+
+static void task_release(ac_task *t) {
+  ac_call *c = (ac_call *)t;
+  if (c->waiting)
+    park_on_loop(c);
+  else
+    executor_leave(c);
+}
 
 static void task_expired(ac_task *t, int stopping) {
   ac_call *c = (ac_call *)t;
+  c->waiting = 0;
   ac_outcome out;
   if (c->open) {
     ac_vm_call_abort(c->vm, AC_OUTCOME_BUSY, "busy", &out);
@@ -392,6 +428,10 @@ void ac_call_go(ac_call *c, int64_t slice_us) {
   if (slice_us > 0 && step(c, slice_us)) {
     conclude(c);
     executor_leave(c);
+    return;
+  }
+  if (c->waiting) { /* parked on a transfer: no worker needed meanwhile */
+    park_on_loop(c);
     return;
   }
   if (ac_workers_submit(c->cs->cfg.workers, &c->task) != AC_OK)

@@ -15,6 +15,7 @@
 
 #include "core/metrics.h"
 #include "dispatch/workers.h"
+#include "outbound/http_loop.h"
 #include "outbound/http_pool.h"
 #include "plugin/registry.h"
 
@@ -27,6 +28,8 @@ typedef struct ac_calls ac_calls;
 typedef struct ac_calls_config {
   ac_workers *workers;     /* borrowed */
   ac_http_pool *http;      /* clients for context.http, borrowed (may be NULL) */
+  ac_http_loop *loop;      /* runs their transfers while calls are parked
+                              (NULL: a worker waits for each transfer) */
   ac_metrics *metrics;     /* busy refusals are counted here (may be NULL) */
   int slice_us;            /* time a call may run on the caller's thread */
   int max_per_plugin;      /* calls in flight per plugin */

@@ -212,6 +212,8 @@ static char *put(char **at, const char *s, size_t n) {
   return start;
 }
 
+static int finish_k(lua_State *L, int status, lua_KContext k);
+
 /* Copies the plan into one heap block, sends it and answers. */
 static int send_plan(lua_State *L, const ac_call_context *ctx, const plan *p) {
   size_t count = p->header_count + (p->json_body && !p->has_type ? 1 : 0);
@@ -248,11 +250,26 @@ static int send_plan(lua_State *L, const ac_call_context *ctx, const plan *p) {
   req.plugin_id = ctx->plugin_id;
   req.namespace_id = ctx->namespace_id;
 
-  ac_http_response resp;
   ac_err err = {0};
-  int rc = ac_http_request(ctx->http, &req, ac_vm_deadline_ms(L), &resp, &err);
+  int rc = ac_http_request_begin(ctx->http, &req, ac_vm_deadline_ms(L), &err);
   free(hdrs);
   if (rc != AC_OK)
+    return fail(L, "%s", err.msg);
+  /* the transfer runs on the event loop while the call is parked (or,
+   * where it cannot be, here on this thread in finish) */
+  if (ac_vm_can_wait(L))
+    return ac_vm_wait(L, finish_k, 0);
+  return finish_k(L, LUA_OK, 0);
+}
+
+/* The transfer has run: answer with its response or error. */
+static int finish_k(lua_State *L, int resumed, lua_KContext k) {
+  (void)resumed;
+  (void)k;
+  const ac_call_context *ctx = ac_context_current(L);
+  ac_http_response resp;
+  ac_err err = {0};
+  if (ac_http_request_finish(ctx->http, &resp, &err) != AC_OK)
     return fail(L, "%s", err.msg);
   lua_pushcfunction(L, push_response);
   lua_pushlightuserdata(L, &resp);
@@ -284,8 +301,12 @@ static int request_k(lua_State *L, int status, lua_KContext fn) {
   return request_now(L, (const char *)fn);
 }
 
-/* The request waits on the network: off a request thread first. */
+/* The request waits on the network: where the call can be parked while
+ * the event loop runs the transfer, right here; otherwise off a request
+ * thread first. */
 static int do_request(lua_State *L, const char *fn) {
+  if (ac_vm_can_wait(L))
+    return request_now(L, fn);
   return ac_vm_block_point(L, request_k, (lua_KContext)fn);
 }
 

@@ -48,6 +48,7 @@ struct ac_vm {
   int no_block;         /* this slice runs where blocking is not allowed */
   ac_vm_yield engine_yield; /* set just before the engine's own yields */
   int blocked_inline;   /* a blocking point could not move to a worker */
+  int wait_allowed;     /* the executor parks calls (ac_vm_allow_wait) */
 };
 
 const char *ac_outcome_kind_name(ac_outcome_kind kind) {
@@ -485,7 +486,9 @@ ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, vo
   if (status == LUA_YIELD && vm->engine_yield != AC_VM_YIELD_NONE && !vm->timed_out &&
       !vm->memory_exceeded) {
     lua_pop(co, nres);
-    return vm->engine_yield == AC_VM_YIELD_SLICE ? AC_VM_STEP_SLICE : AC_VM_STEP_BLOCK;
+    return vm->engine_yield == AC_VM_YIELD_SLICE   ? AC_VM_STEP_SLICE
+           : vm->engine_yield == AC_VM_YIELD_WAIT ? AC_VM_STEP_WAIT
+                                                   : AC_VM_STEP_BLOCK;
   }
   if (status == LUA_YIELD) {
     /* a yield of the plugin's own outside any coroutine of its own */
@@ -527,7 +530,7 @@ int ac_vm_engine_yield_pending(lua_State *L) {
 
 void ac_vm_cancel_engine_yield(lua_State *L) {
   ac_vm *vm = ac_vm_of(L);
-  if (vm->engine_yield == AC_VM_YIELD_BLOCK)
+  if (vm->engine_yield == AC_VM_YIELD_BLOCK || (vm->engine_yield == AC_VM_YIELD_WAIT && vm->no_block))
     vm->blocked_inline = 1;
   vm->engine_yield = AC_VM_YIELD_NONE;
 }
@@ -547,3 +550,15 @@ int ac_vm_block_point(lua_State *L, lua_KFunction k, lua_KContext ctx) {
 }
 
 int ac_vm_blocked_inline(const ac_vm *vm) { return vm->blocked_inline; }
+
+void ac_vm_allow_wait(ac_vm *vm, int on) { vm->wait_allowed = on; }
+
+int ac_vm_can_wait(lua_State *L) {
+  ac_vm *vm = ac_vm_of(L);
+  return vm->wait_allowed && vm->in_call && lua_isyieldable(L);
+}
+
+int ac_vm_wait(lua_State *L, lua_KFunction k, lua_KContext ctx) {
+  ac_vm_of(L)->engine_yield = AC_VM_YIELD_WAIT;
+  return lua_yieldk(L, 0, ctx, k);
+}

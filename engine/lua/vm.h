@@ -78,13 +78,15 @@ void ac_vm_run(ac_vm *vm, const char *ns, ac_vm_body body, void *ud, ac_outcome 
 typedef enum ac_vm_yield {
   AC_VM_YIELD_NONE = 0,
   AC_VM_YIELD_SLICE, /* the time slice ran out */
-  AC_VM_YIELD_BLOCK  /* a binding is about to wait (network, database) */
+  AC_VM_YIELD_BLOCK, /* a binding is about to wait (network, database) */
+  AC_VM_YIELD_WAIT   /* a binding started work elsewhere and waits for it */
 } ac_vm_yield;
 
 typedef enum ac_vm_step {
   AC_VM_STEP_DONE = 0, /* the call ended: the outcome is filled */
   AC_VM_STEP_SLICE,    /* the slice ran out: resume it later */
-  AC_VM_STEP_BLOCK     /* it must wait: resume it where blocking is fine */
+  AC_VM_STEP_BLOCK,    /* it must wait: resume it where blocking is fine */
+  AC_VM_STEP_WAIT      /* it waits for work elsewhere: resume it once done */
 } ac_vm_step;
 
 /* Opens a call with the given monotonic deadline: setup runs protected on
@@ -110,6 +112,19 @@ void ac_vm_call_abort(ac_vm *vm, ac_outcome_kind kind, const char *message, ac_o
  * block, the call yields and k runs when it is resumed on a worker;
  * elsewhere k runs at once. Use as `return ac_vm_block_point(L, k, ctx);`. */
 int ac_vm_block_point(lua_State *L, lua_KFunction k, lua_KContext ctx);
+
+/* Whether the state's calls are run by an executor that can park them
+ * while work goes on elsewhere (AC_VM_STEP_WAIT). Off by default. */
+void ac_vm_allow_wait(ac_vm *vm, int on);
+
+/* For bindings that can hand their work to someone else (an HTTP transfer
+ * to the event loop): 1 when the running call may park here. */
+int ac_vm_can_wait(lua_State *L);
+
+/* Parks the call (AC_VM_STEP_WAIT); k runs when it is resumed. Use as
+ * `return ac_vm_wait(L, k, ctx);` after ac_vm_can_wait. Where the yield
+ * cannot travel up (a C call in between), k runs at once. */
+int ac_vm_wait(lua_State *L, lua_KFunction k, lua_KContext ctx);
 
 /* For the sandbox's coroutine functions: an engine yield raised inside a
  * plugin's coroutine must travel up to the call's own coroutine. */

@@ -31,6 +31,15 @@ struct ac_http_client {
   size_t header_bytes;
   int headers_too_big;
   char errbuf[CURL_ERROR_SIZE];
+  /* a request begun and not yet finished (ac_http_request_begin) */
+  int pending;
+  CURLU *url;
+  struct curl_slist *headers;
+  int64_t timeout_ms;
+  int64_t start_at_ms;
+  char plugin_id[80];
+  int ran;        /* the transfer ran (on a loop or here) */
+  int result;     /* its CURLcode */
 };
 
 /* ---- process-wide libcurl setup ----------------------------------------- */
@@ -71,6 +80,8 @@ int ac_http_client_new(const ac_http_client_config *cfg, ac_http_client **out,
 void ac_http_client_free(ac_http_client *c) {
   if (!c)
     return;
+  curl_slist_free_all(c->headers);
+  curl_url_cleanup(c->url);
   if (c->curl)
     curl_easy_cleanup(c->curl);
   ac_buf_free(&c->body);
@@ -396,7 +407,8 @@ static void set_method(CURL *curl, const char *method, const ac_http_req *req) {
     /* POSTFIELDS sends the bytes as they are, with a Content-Length (an
      * empty body still says "Content-Length: 0"). */
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, has_body ? req->body : "");
+    /* copied: the transfer may run after the caller's buffer is gone */
+    curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, has_body ? req->body : "");
     if (strcmp(method, "POST") != 0)
       curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
   } else {
@@ -404,11 +416,15 @@ static void set_method(CURL *curl, const char *method, const ac_http_req *req) {
   }
 }
 
-static int perform(ac_http_client *c, const ac_http_req *req, const char *method,
-                   CURLU *url, struct curl_slist *headers, int64_t deadline_ms,
-                   ac_http_response *resp, ac_err *err) {
+/* Takes the rate token and readies the handle for req (nothing is sent).
+ * *start_at: when the transfer may start (later than now after a rate
+ * wait). */
+static int prepare(ac_http_client *c, const ac_http_req *req, const char *method, CURLU *url,
+                   struct curl_slist *headers, int64_t deadline_ms, int64_t *start_at,
+                   int64_t *timeout_out, ac_err *err) {
   /* The rate token is taken only for a request that will really be sent. */
   int64_t now = ac_clock_mono_ms();
+  *start_at = now;
   if (c->limiter) {
     int64_t wait = 0;
     if (ac_rate_reserve(c->limiter, req->plugin_id, req->namespace_id, now, deadline_ms,
@@ -418,17 +434,16 @@ static int perform(ac_http_client *c, const ac_http_req *req, const char *method
                         "and no token frees up before the deadline",
                         req->plugin_id ? req->plugin_id : "",
                         req->namespace_id ? req->namespace_id : "");
-    if (wait > 0) {
-      ac_clock_sleep_ms(wait);
-      now = ac_clock_mono_ms();
-    }
+    if (wait > 0)
+      *start_at = now + wait;
   }
-  int64_t left = deadline_ms - now;
+  int64_t left = deadline_ms - *start_at;
   if (left <= 0)
     return ac_err_set(err, AC_ERR_TIMEOUT, "timeout: the call's deadline passed");
   int64_t timeout = req->timeout_ms ? req->timeout_ms : AC_HTTP_DEFAULT_TIMEOUT_MS;
   if (timeout > left)
     timeout = left;
+  *timeout_out = timeout;
 
   CURL *curl = c->curl;
   /* Reset drops every option of the last request (a HEAD's NOBODY, a
@@ -465,11 +480,17 @@ static int perform(ac_http_client *c, const ac_http_req *req, const char *method
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, c->errbuf);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_PRIVATE, c);
   if (strcmp(method, "HEAD") != 0) /* fail early on a declared size over the cap */
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)AC_HTTP_MAX_BODY);
   set_method(curl, method, req);
+  return AC_OK;
+}
 
-  CURLcode cc = curl_easy_perform(curl);
+/* Reads what the transfer produced (cc is its result). */
+static int complete(ac_http_client *c, CURLcode cc, int64_t timeout, ac_http_response *resp,
+                    ac_err *err) {
+  CURL *curl = c->curl;
   /* Detach request-owned memory from the long-lived handle. */
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(curl, CURLOPT_CURLU, NULL);
@@ -485,6 +506,8 @@ static int perform(ac_http_client *c, const ac_http_req *req, const char *method
     if (cc == CURLE_OPERATION_TIMEDOUT)
       return ac_err_set(err, AC_ERR_TIMEOUT, "timeout: no response within %lld ms",
                         (long long)timeout);
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+      return ac_err_set(err, AC_ERR_IO, "transport: cancelled (the engine is stopping)");
     /* A refused address is the cause only if no allowed one was tried
      * ("localhost": ::1 refused, then 127.0.0.1 allowed but closed). */
     if (c->denied && !c->opened)
@@ -510,8 +533,9 @@ static int perform(ac_http_client *c, const ac_http_req *req, const char *method
   return AC_OK;
 }
 
-static int request(ac_http_client *c, const ac_http_req *req, int64_t deadline_ms,
-                   ac_http_response *resp, ac_err *err) {
+/* Checks req and readies the transfer (c->pending, url, headers, timeout,
+ * start). */
+static int begin(ac_http_client *c, const ac_http_req *req, int64_t deadline_ms, ac_err *err) {
   /* The deadline comes first: a call already out of time sends nothing. */
   if (ac_clock_mono_ms() >= deadline_ms)
     return ac_err_set(err, AC_ERR_TIMEOUT,
@@ -537,10 +561,78 @@ static int request(ac_http_client *c, const ac_http_req *req, int64_t deadline_m
   struct curl_slist *headers = NULL;
   rc = build_headers(req, &headers, err);
   if (rc == AC_OK)
-    rc = perform(c, req, method, url, headers, deadline_ms, resp, err);
-  curl_slist_free_all(headers);
-  curl_url_cleanup(url);
+    rc = prepare(c, req, method, url, headers, deadline_ms, &c->start_at_ms, &c->timeout_ms, err);
+  if (rc != AC_OK) {
+    curl_slist_free_all(headers);
+    curl_url_cleanup(url);
+    return rc;
+  }
+  c->pending = 1;
+  c->url = url;
+  c->headers = headers;
+  c->ran = 0;
+  c->result = CURLE_OK;
+  snprintf(c->plugin_id, sizeof c->plugin_id, "%s", req->plugin_id ? req->plugin_id : "");
+  return AC_OK;
+}
+
+static void count_as(ac_http_client *c, const char *plugin_id, int rc) {
+  ac_http_req r = {.plugin_id = plugin_id};
+  count(c, &r, rc);
+}
+
+int ac_http_request_begin(ac_http_client *c, const ac_http_req *req, int64_t deadline_ms,
+                          ac_err *err) {
+  if (!c || !req)
+    return ac_err_set(err, AC_ERR_DENIED, "denied: missing client or request");
+  if (c->pending)
+    return ac_err_set(err, AC_ERR_INTERNAL, "transport: a request is already in progress");
+  int rc = begin(c, req, deadline_ms, err);
+  if (rc != AC_OK)
+    count(c, req, rc);
   return rc;
+}
+
+void *ac_http_client_handle(ac_http_client *c) { return c->curl; }
+int64_t ac_http_client_start_at(const ac_http_client *c) { return c->start_at_ms; }
+
+void ac_http_client_transfer_done(ac_http_client *c, int result) {
+  c->ran = 1;
+  c->result = result;
+}
+
+int ac_http_request_finish(ac_http_client *c, ac_http_response *resp, ac_err *err) {
+  memset(resp, 0, sizeof *resp);
+  if (!c || !c->pending)
+    return ac_err_set(err, AC_ERR_INTERNAL, "transport: no request in progress");
+  if (!c->ran) { /* nobody ran it elsewhere: here, waiting as needed */
+    int64_t wait = c->start_at_ms - ac_clock_mono_ms();
+    if (wait > 0)
+      ac_clock_sleep_ms(wait);
+    c->result = (int)curl_easy_perform(c->curl);
+    c->ran = 1;
+  }
+  int rc = complete(c, (CURLcode)c->result, c->timeout_ms, resp, err);
+  curl_slist_free_all(c->headers);
+  curl_url_cleanup(c->url);
+  c->headers = NULL;
+  c->url = NULL;
+  c->pending = 0;
+  count_as(c, c->plugin_id, rc);
+  return rc;
+}
+
+void ac_http_request_cancel(ac_http_client *c) {
+  if (!c || !c->pending)
+    return;
+  curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(c->curl, CURLOPT_CURLU, NULL);
+  curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+  curl_slist_free_all(c->headers);
+  curl_url_cleanup(c->url);
+  c->headers = NULL;
+  c->url = NULL;
+  c->pending = 0;
 }
 
 int ac_http_request(ac_http_client *c, const ac_http_req *req, int64_t deadline_ms,
@@ -548,7 +640,8 @@ int ac_http_request(ac_http_client *c, const ac_http_req *req, int64_t deadline_
   if (!c || !req || !resp)
     return ac_err_set(err, AC_ERR_DENIED, "denied: missing client, request or response");
   memset(resp, 0, sizeof *resp);
-  int rc = request(c, req, deadline_ms, resp, err);
-  count(c, req, rc);
-  return rc;
+  int rc = ac_http_request_begin(c, req, deadline_ms, err);
+  if (rc != AC_OK)
+    return rc;
+  return ac_http_request_finish(c, resp, err);
 }

@@ -99,6 +99,26 @@ void ac_http_client_free(ac_http_client *c);
 int ac_http_request(ac_http_client *c, const ac_http_req *req,
                     int64_t deadline_ms, ac_http_response *resp, ac_err *err);
 
+/* The same request in two steps, so the transfer can run elsewhere (on
+ * an event loop, ac_http_loop) while the caller's thread does other work:
+ * begin checks req, takes its rate token and readies the client's handle
+ * (nothing is sent); AC_OK means a transfer is pending, to start no earlier
+ * than ac_http_client_start_at (a rate wait) on ac_http_client_handle (a
+ * CURL easy handle). Whoever runs it reports its CURLcode with
+ * ac_http_client_transfer_done; finish then fills resp or err like
+ * ac_http_request — or, if nobody ran the transfer, runs it here first.
+ * One request per client at a time. */
+int ac_http_request_begin(ac_http_client *c, const ac_http_req *req, int64_t deadline_ms,
+                          ac_err *err);
+void *ac_http_client_handle(ac_http_client *c);
+int64_t ac_http_client_start_at(const ac_http_client *c);
+void ac_http_client_transfer_done(ac_http_client *c, int result);
+int ac_http_request_finish(ac_http_client *c, ac_http_response *resp, ac_err *err);
+
+/* Drops a pending request that will not be finished (its call was ended
+ * while it waited); the transfer must not be running. No-op otherwise. */
+void ac_http_request_cancel(ac_http_client *c);
+
 /* Frees what a response holds and empties it. NULL is a no-op. */
 void ac_http_response_free(ac_http_response *resp);
 
