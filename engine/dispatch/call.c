@@ -320,13 +320,21 @@ static void task_expired(ac_task *t, int stopping) {
   ac_call *c = (ac_call *)t;
   c->waiting = 0;
   ac_outcome out;
+  int started = c->open;
   if (c->open) {
     ac_vm_call_abort(c->vm, AC_OUTCOME_BUSY, "busy", &out);
     c->open = 0;
   }
-  set_outcome(&out, AC_OUTCOME_BUSY,
-              stopping ? "busy: the engine is stopping"
-                       : "busy: no worker was free for this plugin before the deadline");
+  /* a call that never ran is refused (busy); one that ran and then had to
+   * wait for a worker past its deadline ran out of time */
+  if (stopping)
+    set_outcome(&out, AC_OUTCOME_BUSY, "busy: the engine is stopping");
+  else if (started)
+    set_outcome(&out, AC_OUTCOME_TIMEOUT,
+                "timeout: call exceeded its time (waiting for a worker to go on)");
+  else
+    set_outcome(&out, AC_OUTCOME_BUSY,
+                "busy: no worker was free for this plugin before the deadline");
   deliver(c, &out, NULL);
   executor_leave(c);
 }
