@@ -9,7 +9,7 @@ BIN="$ROOT/build/agentcore"
 BASE_URL_DB="${AGENTCORE_TEST_DATABASE_URL:?start the database first (scripts/dev bench does)}"
 DUR="${BENCH_SECONDS:-5}"
 THREADS=4
-PORT=18480; BASELINE_PORT=18481; SINK_PORT=18482
+PORT=18480; BASELINE_PORT=18481; SINK_PORT=18482; UPSTREAM_PORT=18483
 SECRET=bench-secret-0123456789abcdef0123456789
 WORK=$(mktemp -d)
 pids=()
@@ -45,6 +45,14 @@ return { id = "echo$i", capabilities = { "agent_query" },
   onAgentQuery = function(q) return { { type = "echo", title = q.text } } end }
 LUA
 done
+# item 8: a plugin whose query waits on a local upstream that answers in 50 ms
+cat > "$WORK/plugins/upstream.lua" <<LUA
+return { id = "upstream", capabilities = { "agent_query" },
+  onAgentQuery = function(q, context)
+    local res, err = context.http.get("http://127.0.0.1:$UPSTREAM_PORT/")
+    if not res then error(err, 0) end
+    return { { type = "upstream", title = tostring(res.status) } } end }
+LUA
 # item 7's noise: a plugin that spins until its deadline
 cat > "$WORK/plugins/noisy_spin.lua" <<'LUA'
 return { id = "noisy-spin", capabilities = { "agent_query" },
@@ -57,16 +65,18 @@ export AGENTCORE_DATABASE_URL="$DBURL" AGENTCORE_JWT_SECRET="$SECRET" AGENTCORE_
 "$BIN" serve & pids+=($!)
 "$ROOT/build/mhd_baseline" "$BASELINE_PORT" "$THREADS" & pids+=($!)
 "$ROOT/build/mhd_baseline" "$SINK_PORT" "$THREADS" & pids+=($!)
+"$ROOT/build/mhd_baseline" "$UPSTREAM_PORT" "$THREADS" 50 & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 TOKEN=$("$BIN" token --sub bench --global --permissions canManagePlugins,canManageNamespaces,canEmitEvents,canQueryPlugins)
 API="http://127.0.0.1:$PORT/api/v1"
 call() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@" >/dev/null; }
 call -XPOST -d '{"id":"bench","name":"Bench"}' "$API/departments"
-for ns in q1 q20 ev noisy; do call -XPOST -d "{\"id\":\"$ns\",\"name\":\"$ns\",\"departmentId\":\"bench\"}" "$API/namespaces"; done
+for ns in q1 q20 ev noisy up; do call -XPOST -d "{\"id\":\"$ns\",\"name\":\"$ns\",\"departmentId\":\"bench\"}" "$API/namespaces"; done
 call -XPOST -d '{}' "$API/namespaces/q1/plugins/opendatabot"
 call -XPOST -d '{}' "$API/namespaces/q20/plugins/echo1"
 call -XPOST -d '{}' "$API/namespaces/noisy/plugins/noisy-spin"
+call -XPOST -d '{}' "$API/namespaces/up/plugins/upstream"
 call -XPOST -d "{\"config\":{\"url\":\"http://127.0.0.1:$SINK_PORT/hook\",\"secret\":\"s3cret\"}}" "$API/namespaces/ev/plugins/webhooks"
 
 post_script() { # body -> wrk script path
@@ -153,3 +163,11 @@ wait "$noise" || true
 echo "   with noise: /query $q1 req/s, p99 $qp1 ms$(cat "$WORK/fail.q"); /healthz $h1 req/s, p99 $hp1 ms$(cat "$WORK/fail.h")"
 echo "   noisy namespace: $(awk '/requests in/ {print $1}' "$WORK/noise") answers to its 32 connections$(failures < "$WORK/noise")"
 echo "   p99 with noise: /query $qp1 ms, /healthz $hp1 ms (target <= 100 ms); throughput with/without noise: /query $(ratio "$q1" "$q0")x, /healthz $(ratio "$h1" "$h0")x (target >= 0.5x)"
+
+echo "8. Waiting without a thread: POST /query whose plugin calls an upstream answering in 50 ms, vs the upstream alone (its ceiling: connections / 50 ms)"
+for c in 64 256; do
+  wrk -t2 -c"$c" -d"${DUR}s" --timeout 5s --latency "http://127.0.0.1:$UPSTREAM_PORT/" > "$WORK/u.alone" || true
+  wrk -t2 -c"$c" -d"${DUR}s" --timeout 5s --latency -s "$q" "$API/namespaces/up/query" > "$WORK/u.engine" || true
+  ua=$(rps < "$WORK/u.alone"); ue=$(rps < "$WORK/u.engine")
+  echo "   $c connections: agentcore $ue req/s, p99 $(p99ms "$WORK/u.engine") ms$(failures < "$WORK/u.engine"); upstream alone $ua req/s, p99 $(p99ms "$WORK/u.alone") ms: ratio $(ratio "$ue" "$ua")x (target >= 0.9x, p99 <= 2x the upstream's)"
+done

@@ -402,6 +402,86 @@ static void slow_upstream_costs_others_nothing(void **state) {
   assert_true(ac_sink_count(f->sink) >= 1);
 }
 
+/* ---- waiting on the network holds no thread ------------------------------------ */
+
+#define WAIT_CLIENTS 24
+#define WAIT_UPSTREAM_MS 300
+
+static int wait_setup(void **state) {
+  /* two workers: if each waiting call held one, 24 calls would take
+   * 12 x 300 ms one after the other */
+  const char *extra[] = {"AGENTCORE_WORKERS=2", NULL};
+  fixture *f = fixture_start("api_iso_wait", extra);
+  *state = f;
+  if (!f || !(f->sink = ac_sink_start()))
+    return setup_failed(state);
+  for (int i = 0; i < 4 * WAIT_CLIENTS; i++)
+    ac_sink_push(f->sink, (ac_sink_response){.delay_ms = WAIT_UPSTREAM_MS, .body = "ok"});
+  char cfg[300];
+  snprintf(cfg, sizeof cfg, "{\"url\":\"%s/wait\"}", ac_sink_url(f->sink));
+  if (ac_hostflow_tenant(&f->srv, f->admin, "iso", "waitns") ||
+      ac_hostflow_enable(&f->srv, f->admin, "waitns", "iso-wait", cfg))
+    return setup_failed(state);
+  return 0;
+}
+
+typedef struct waiter_client {
+  const fixture *f;
+  const char *text;
+  answer a;
+  pthread_t thread;
+} waiter_client;
+
+static void *waiter_main(void *arg) {
+  waiter_client *w = arg;
+  query_within(w->f, "waitns", w->text, CLIENT_TIMEOUT_MS, &w->a);
+  return NULL;
+}
+
+static void waiting_calls_hold_no_thread(void **state) {
+  fixture *f = *state;
+  findings fs = {0};
+  waiter_client ws[WAIT_CLIENTS];
+  long long t0 = now_ms();
+  for (int i = 0; i < WAIT_CLIENTS; i++) {
+    ws[i] = (waiter_client){.f = f, .text = "answer"};
+    assert_int_equal(pthread_create(&ws[i].thread, NULL, waiter_main, &ws[i]), 0);
+  }
+  for (int i = 0; i < WAIT_CLIENTS; i++)
+    pthread_join(ws[i].thread, NULL);
+  long long all = now_ms() - t0;
+  for (int i = 0; i < WAIT_CLIENTS; i++) {
+    const answer *a = &ws[i].a;
+    json_t *r = json_array_get(json_object_get(a->body, "results"), 0);
+    if (a->status != 200 || !r || strcmp(json_string_value(json_object_get(r, "title")), "status 200"))
+      finding(&fs, "waiting query %d: status %ld, %s", i, a->status, a->err);
+    json_decref(a->body);
+  }
+  /* together, not in series: one upstream delay plus scheduling, far
+   * below the 3.6 s two threads would need one call at a time */
+  if (all > 4 * WAIT_UPSTREAM_MS)
+    finding(&fs, "%d waiting queries took %lld ms in all (upstream answers in %d ms)",
+            WAIT_CLIENTS, all, WAIT_UPSTREAM_MS);
+  fprintf(stderr, "  %d queries waiting %d ms each on the upstream ended together in %lld ms\n",
+          WAIT_CLIENTS, WAIT_UPSTREAM_MS, all);
+
+  /* the deadline and the memory cap still hold after the call was parked */
+  answer a;
+  query_within(f, "waitns", "spin", CLIENT_TIMEOUT_MS, &a);
+  const char *kind = error_kind(a.body, "iso-wait");
+  if (a.status != 200 || !kind || strcmp(kind, "timeout") != 0 ||
+      a.took_ms > HOOK_TIMEOUT_MS + 1000)
+    finding(&fs, "spin after a wait: status %ld, kind %s, %lld ms", a.status,
+            kind ? kind : "(none)", a.took_ms);
+  json_decref(a.body);
+  query_within(f, "waitns", "grow", CLIENT_TIMEOUT_MS, &a);
+  kind = error_kind(a.body, "iso-wait");
+  if (a.status != 200 || !kind || strcmp(kind, "memory") != 0)
+    finding(&fs, "growing after a wait: status %ld, kind %s", a.status, kind ? kind : "(none)");
+  json_decref(a.body);
+  findings_check(&fs);
+}
+
 /* ---- case 3: tenant state --------------------------------------------------------- */
 
 #define TENANT_ROUNDS 40 /* sequential A,B pairs */
@@ -791,6 +871,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(spinning_plugin_costs_others_nothing, spin_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(slow_upstream_costs_others_nothing, slow_setup, fixture_stop),
+      cmocka_unit_test_setup_teardown(waiting_calls_hold_no_thread, wait_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(tenant_state_stays_in_its_namespace, tenant_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(stuck_calls_are_capped, stuck_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(shutdown_with_abandoned_calls_is_clean, shutdown_setup,
