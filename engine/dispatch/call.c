@@ -204,21 +204,13 @@ static void executor_leave(ac_call *c) {
 
 /* ---- running ------------------------------------------------------------- */
 
-/* A slice that overran by far was stuck in C on the caller's thread: this
- * version's calls start on the workers from now on. */
-static void slice_overrun(ac_call *c, int64_t slice_end) {
-  if (slice_end && ac_clock_thread_cpu_us() > slice_end + 20000)
-    ac_plugin_handle_no_inline(c->h);
-}
-
 /* Runs the call on this thread for at most slice_us (0: to the end).
  * Returns 1 when it ended (c->out, c->result), 0 when it must go on. */
 static int step(ac_call *c, int64_t slice_us) {
   c->deadline_ms = c->task.deadline_ms; /* a worker may have started the clock */
-  /* a slice is CPU time of this thread (the vm's slice timer counts the
-   * same), so a preempted request thread does not hand calls over */
-  int64_t cpu_start = slice_us > 0 ? ac_clock_thread_cpu_us() : 0;
-  int64_t slice_end = slice_us > 0 ? cpu_start + slice_us : 0;
+  /* the vm's slice timer counts this thread's CPU time; the wall clock
+   * here only spreads what is left over the phases */
+  int64_t slice_end = slice_us > 0 ? ac_clock_mono_us() + slice_us : 0;
   if (!c->vm) {
     c->vm = ac_plugin_handle_take_state(c->h, c->ns, &c->out);
     if (!c->vm) {
@@ -234,7 +226,7 @@ static int step(ac_call *c, int64_t slice_us) {
   while (c->phase != PHASE_DONE) {
     int64_t left = 0;
     if (slice_end) {
-      left = slice_end - ac_clock_thread_cpu_us();
+      left = slice_end - ac_clock_mono_us();
       if (left <= 0)
         return 0;
     }
@@ -253,7 +245,6 @@ static int step(ac_call *c, int64_t slice_us) {
     if (st != AC_VM_STEP_DONE) {
       c->open = 1;
       c->waiting = st == AC_VM_STEP_WAIT;
-      slice_overrun(c, slice_end);
       return 0;
     }
     c->open = 0;
@@ -269,7 +260,6 @@ static int step(ac_call *c, int64_t slice_us) {
       c->phase = PHASE_DONE;
     }
   }
-  slice_overrun(c, slice_end);
   return 1;
 }
 

@@ -163,10 +163,10 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     s->state = ac_hook_target_prepare(env, run->ns, dept ? run->dept : NULL, entry,
                                       AC_CAP_AGENT_QUERY, &s->target, &s->early);
   }
-  /* one slice (CPU time of this thread) for the whole request, shared fairly: each call gets what
+  /* one slice for the whole request, shared fairly: each call gets what
    * is left divided by the calls still to start, so a plugin that spins
    * cannot take the time of the quick ones behind it */
-  int64_t slice_end = ac_clock_thread_cpu_us() + ac_calls_slice_us(env->calls);
+  int64_t slice_end = ac_clock_mono_us() + ac_calls_slice_us(env->calls);
   size_t to_start = 0;
   for (size_t i = 0; i < n; i++)
     to_start += run->slots[i].state == 1;
@@ -187,7 +187,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     pthread_mutex_lock(&run->lock);
     run->pending++;
     pthread_mutex_unlock(&run->lock);
-    int64_t left = slice_end - ac_clock_thread_cpu_us();
+    int64_t left = slice_end - ac_clock_mono_us();
     int64_t share = left > 0 ? left / (int64_t)to_start : 0;
     to_start--;
     ac_call_go(s->call, share);

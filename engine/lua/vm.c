@@ -49,6 +49,7 @@ struct ac_vm {
   ac_vm_yield engine_yield; /* set just before the engine's own yields */
   int blocked_inline;   /* a blocking point could not move to a worker */
   int wait_allowed;     /* the executor parks calls (ac_vm_allow_wait) */
+  int slice_overran;    /* the last slice ran far past its end */
 };
 
 const char *ac_outcome_kind_name(ac_outcome_kind kind) {
@@ -424,13 +425,12 @@ int ac_vm_call_start(ac_vm *vm, const char *ns, int64_t deadline_ms, ac_vm_body 
   }
   int top = lua_gettop(L);
   if (status == LUA_OK) {
+    /* setup is the engine's own C work on engine data (no plugin code
+     * runs), so it needs no watchdog */
     struct run_args args = {setup, ud};
-    ac_watchdog_begin(&vm->watch, L, vm->deadline_ms);
     lua_pushcfunction(L, run_setup);
     lua_pushlightuserdata(L, &args);
     status = lua_pcall(L, 1, LUA_MULTRET, 0);
-    ac_watchdog_end(&vm->watch);
-    lua_sethook(L, NULL, 0, 0);
   }
   if (status != LUA_OK || vm->memory_exceeded || vm->timed_out) {
     call_leave(vm, status == LUA_OK ? LUA_ERRRUN : status, L, out);
@@ -452,10 +452,8 @@ static int collect_results(ac_vm *vm, int nres, ac_vm_body collect, void *ud) {
   lua_pushcfunction(L, run_collect);
   lua_pushlightuserdata(L, &args);
   lua_xmove(vm->co, L, nres);
-  ac_watchdog_begin(&vm->watch, L, vm->deadline_ms);
+  /* collect reads results with raw access (no plugin code runs) */
   int status = lua_pcall(L, nres + 1, 0, 0);
-  ac_watchdog_end(&vm->watch);
-  lua_sethook(L, NULL, 0, 0);
   if (status != LUA_OK)
     lua_xmove(L, vm->co, 1); /* the error value, for call_leave */
   lua_settop(L, top);
@@ -478,8 +476,11 @@ ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, vo
   ac_watchdog_begin(&vm->watch, co, vm->deadline_ms);
   int status = lua_resume(co, NULL, nargs, &nres);
   ac_watchdog_end(&vm->watch);
+  vm->slice_overran = 0;
+  /* the slice timer is left to run out: the next slice re-arms it, and a
+   * late firing finds no slice to cut (one system call per slice, not two) */
   if (slice_us > 0)
-    ac_watchdog_slice_disarm();
+    vm->slice_overran = ac_watchdog_slice_overran();
   vm->slice_end_us = 0;
   vm->no_block = 0;
   lua_sethook(co, NULL, 0, 0);
@@ -549,7 +550,7 @@ int ac_vm_block_point(lua_State *L, lua_KFunction k, lua_KContext ctx) {
   return k(L, LUA_OK, ctx);
 }
 
-int ac_vm_blocked_inline(const ac_vm *vm) { return vm->blocked_inline; }
+int ac_vm_blocked_inline(const ac_vm *vm) { return vm->blocked_inline || vm->slice_overran; }
 
 void ac_vm_allow_wait(ac_vm *vm, int on) { vm->wait_allowed = on; }
 

@@ -135,7 +135,8 @@ void ac_vm_cancel_engine_yield(lua_State *L);
 int ac_vm_is_call_root(lua_State *L);
 
 /* 1 when the last call blocked on a thread that should not block (the
- * wait could not move to a worker). */
+ * wait could not move to a worker), or a slice of it ran far past its end
+ * without giving the thread back (stuck in a C function). */
 int ac_vm_blocked_inline(const ac_vm *vm);
 
 /* 1 while the state may run more calls. */

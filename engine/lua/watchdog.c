@@ -21,14 +21,14 @@ static ac_watch *calls; /* doubly linked list of calls in flight */
 static int64_t planned_wake; /* when the watchdog wakes next; begin() only
                                wakes it earlier when needed */
 
-static _Thread_local volatile sig_atomic_t slice_fired;
+static _Thread_local volatile sig_atomic_t slice_fires;
 
 static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
   int saved = errno;
   if (si && si->si_code == SI_TIMER)
-    slice_fired = 1; /* this thread's slice timer, not the watchdog */
+    slice_fires++; /* this thread's slice timer, not the watchdog */
   lua_State *L = running_state;
   if (L)
     lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
@@ -158,7 +158,7 @@ static int slice_make(void) {
 }
 
 void ac_watchdog_slice_arm(int64_t us) {
-  slice_fired = 0;
+  slice_fires = 0;
   if (slice_state == 0)
     slice_state = slice_make();
   if (slice_state < 0)
@@ -167,10 +167,14 @@ void ac_watchdog_slice_arm(int64_t us) {
   memset(&its, 0, sizeof its);
   its.it_value.tv_sec = (time_t)(us / 1000000);
   its.it_value.tv_nsec = (long)(us % 1000000) * 1000L;
+  /* then again every AC_SLICE_OVERRUN_MS of CPU: a second firing means the
+   * slice overran by that much without the call giving the thread back */
+  its.it_interval.tv_nsec = AC_SLICE_OVERRUN_MS * 1000000L;
   timer_settime(slice_timer, 0, &its, NULL);
 }
 
-int ac_watchdog_slice_fired(void) { return slice_fired; }
+int ac_watchdog_slice_fired(void) { return slice_fires > 0; }
+int ac_watchdog_slice_overran(void) { return slice_fires > 1; }
 
 void ac_watchdog_slice_disarm(void) {
   if (slice_state <= 0)

@@ -46,8 +46,11 @@ void ac_watchdog_set_running(lua_State *L);
  * same signal once the thread has run us microseconds, so the hook can end
  * a time slice; fired tells whether it has (since the last arm); disarm
  * cancels it. The timer is made on a thread's first use. */
+#define AC_SLICE_OVERRUN_MS 20
 void ac_watchdog_slice_arm(int64_t us);
 int ac_watchdog_slice_fired(void);
+/* 1 once the thread ran AC_SLICE_OVERRUN_MS of CPU past the slice. */
+int ac_watchdog_slice_overran(void);
 void ac_watchdog_slice_disarm(void);
 
 /* Arms the hook on L now (used after a deadline or memory failure is seen
