@@ -50,6 +50,8 @@ struct ac_vm {
   int blocked_inline;   /* a blocking point could not move to a worker */
   int wait_allowed;     /* the executor parks calls (ac_vm_allow_wait) */
   int slice_overran;    /* the last slice ran far past its end */
+  ac_vm_body setup, collect; /* of the open resumable call */
+  void *setup_ud, *collect_ud;
 };
 
 const char *ac_outcome_kind_name(ac_outcome_kind kind) {
@@ -271,22 +273,6 @@ static int run_body(lua_State *L) {
   return 0;
 }
 
-/* setup leaves the function to call and its arguments as results */
-static int run_setup(lua_State *L) {
-  struct run_args *a = lua_touserdata(L, 1);
-  lua_settop(L, 0);
-  a->body(L, a->ud);
-  return lua_gettop(L);
-}
-
-/* collect sees the call's results as its whole stack */
-static int run_collect(lua_State *L) {
-  struct run_args *a = lua_touserdata(L, 1);
-  lua_remove(L, 1);
-  a->body(L, a->ud);
-  return 0;
-}
-
 /* Copies an error value into out without running any metamethod. */
 static void describe_error(lua_State *L, int status, char *out, size_t size) {
   int t = lua_type(L, -1);
@@ -412,57 +398,55 @@ static int make_thread(lua_State *L) {
   return 0;
 }
 
+/* The call's coroutine body: setup leaves the function and its arguments,
+ * the hook runs (yieldable, through lua_callk), and collect reads its
+ * results, all on the coroutine: no extra protected call per step. */
+static int call_body_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  ac_vm *vm = ac_vm_of(L);
+  vm->collect(L, vm->collect_ud);
+  return 0;
+}
+
+static int call_body(lua_State *L) {
+  ac_vm *vm = ac_vm_of(L);
+  lua_settop(L, 0);
+  vm->setup(L, vm->setup_ud);
+  vm->setup = NULL; /* its ud lives only as long as the first resume */
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, call_body_k);
+  return call_body_k(L, LUA_OK, 0);
+}
+
 int ac_vm_call_start(ac_vm *vm, const char *ns, int64_t deadline_ms, ac_vm_body setup, void *ud,
                      ac_outcome *out) {
   if (refuse_broken(vm, out))
     return AC_ERR_INVALID;
   lua_State *L = vm->L;
   call_enter(vm, ns, deadline_ms);
-  int status = LUA_OK;
   if (!vm->co) {
     lua_pushcfunction(L, make_thread);
-    status = lua_pcall(L, 0, 0, 0);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) {
+      call_leave(vm, status, L, out);
+      lua_settop(L, 0);
+      return AC_ERR_NOMEM;
+    }
   }
-  int top = lua_gettop(L);
-  if (status == LUA_OK) {
-    /* setup is the engine's own C work on engine data (no plugin code
-     * runs), so it needs no watchdog */
-    struct run_args args = {setup, ud};
-    lua_pushcfunction(L, run_setup);
-    lua_pushlightuserdata(L, &args);
-    status = lua_pcall(L, 1, LUA_MULTRET, 0);
-  }
-  if (status != LUA_OK || vm->memory_exceeded || vm->timed_out) {
-    call_leave(vm, status == LUA_OK ? LUA_ERRRUN : status, L, out);
-    lua_settop(L, top);
-    return AC_ERR_INVALID;
-  }
-  int n = lua_gettop(L) - top;
-  lua_xmove(L, vm->co, n);
-  vm->co_nargs = n - 1;
+  lua_settop(vm->co, 0);
+  lua_pushcfunction(vm->co, call_body); /* a thread always has room for one */
+  vm->setup = setup;
+  vm->setup_ud = ud;
+  vm->co_nargs = 0;
   vm->co_started = 0;
   return AC_OK;
-}
-
-/* Runs collect on the main thread with the call's results on the stack. */
-static int collect_results(ac_vm *vm, int nres, ac_vm_body collect, void *ud) {
-  lua_State *L = vm->L;
-  int top = lua_gettop(L);
-  struct run_args args = {collect, ud};
-  lua_pushcfunction(L, run_collect);
-  lua_pushlightuserdata(L, &args);
-  lua_xmove(vm->co, L, nres);
-  /* collect reads results with raw access (no plugin code runs) */
-  int status = lua_pcall(L, nres + 1, 0, 0);
-  if (status != LUA_OK)
-    lua_xmove(L, vm->co, 1); /* the error value, for call_leave */
-  lua_settop(L, top);
-  return status;
 }
 
 ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, void *ud,
                              ac_outcome *out) {
   lua_State *co = vm->co;
+  vm->collect = collect;
+  vm->collect_ud = ud;
   int nargs = vm->co_started ? 0 : vm->co_nargs;
   vm->co_started = 1;
   vm->engine_yield = AC_VM_YIELD_NONE;
@@ -510,8 +494,6 @@ ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, vo
       lua_pushliteral(co, "the call failed");
       status = LUA_ERRRUN;
     }
-  } else {
-    status = collect_results(vm, nres, collect, ud);
   }
   call_leave(vm, status, co, out);
   lua_settop(co, 0);
