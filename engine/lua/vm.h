@@ -89,17 +89,20 @@ typedef enum ac_vm_step {
   AC_VM_STEP_WAIT      /* it waits for work elsewhere: resume it once done */
 } ac_vm_step;
 
-/* Opens a call with the given monotonic deadline: setup runs protected on
- * the state and leaves the function to call and its arguments on the
- * stack. Returns AC_OK when the call is ready for ac_vm_call_resume; any
- * other code means it already ended (setup failed) and out says how. */
+/* Opens a call with the given monotonic deadline. On the first resume,
+ * on the call's coroutine, setup(ud) leaves the function to call and its
+ * arguments on the stack (ud must stay valid through that resume); any
+ * error it raises ends the call like the hook's own. Returns AC_OK when the
+ * call is ready for ac_vm_call_resume; any other code means it ended at
+ * once (the state is broken or out of memory) and out says how. */
 int ac_vm_call_start(ac_vm *vm, const char *ns, int64_t deadline_ms, ac_vm_body setup, void *ud,
                      ac_outcome *out);
 
 /* Runs the open call on this thread. With slice_us > 0 it yields once the
  * slice is used up (AC_VM_STEP_SLICE) or before anything blocks
- * (AC_VM_STEP_BLOCK); with 0 it runs to the end. When it ends, collect
- * runs protected with the call's results as its stack, and out is filled. */
+ * (AC_VM_STEP_BLOCK); with 0 it runs to the end or to a wait. When the hook
+ * returns, collect(ud) runs on the coroutine with the hook's results as its
+ * whole stack, and out is filled. */
 ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, void *ud,
                              ac_outcome *out);
 
