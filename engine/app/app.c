@@ -132,6 +132,7 @@ static void describe_metrics(ac_metrics *m) {
   ac_metrics_describe(m, "agentcore_calls_expired_total", "counter", "Calls whose deadline passed while they waited for a worker.");
   ac_metrics_describe(m, "agentcore_calls_busy_total", "counter", "Calls refused by a bulkhead (kind busy), by plugin.");
   ac_metrics_describe(m, "agentcore_lua_states_idle", "gauge", "Idle Lua states kept for reuse.");
+  ac_metrics_describe(m, "agentcore_http_in_flight", "gauge", "Outbound HTTP transfers on the event loop (their calls hold no thread).");
   ac_metrics_describe(m, "agentcore_lua_states_idle_bytes", "gauge", "Memory held by idle Lua states.");
   ac_metrics_describe(m, "agentcore_tenancy_namespaces", "gauge", "Namespaces in the tenancy snapshot.");
   ac_metrics_describe(m, "agentcore_tenancy_reloads_total", "counter", "Full reloads of the tenancy snapshot by result.");
@@ -407,6 +408,7 @@ void ac_app_refresh_metrics(ac_app *app) {
   size_t idle_bytes = 0;
   ac_registry_idle_stats(app->registry, &idle, &idle_bytes);
   ac_metrics_set(app->metrics, "agentcore_lua_states_idle", "", idle);
+  ac_metrics_set(app->metrics, "agentcore_http_in_flight", "", ac_http_loop_in_flight(app->loop));
   ac_metrics_set(app->metrics, "agentcore_lua_states_idle_bytes", "", (double)idle_bytes);
   ac_tenancy_stats ts;
   ac_tenancy_get_stats(app->tenancy, &ts);
