@@ -30,6 +30,7 @@ struct ac_dispatcher {
   pthread_cond_t wake;
   int stopping;
   unsigned wakeups;
+  struct worker_state *states; /* one per thread */
 };
 
 static const long long schedule_s[] = {5, 30, 120, 600, 1800, 3600, 10800, 21600};
@@ -68,89 +69,181 @@ static json_t *event_arg(const json_t *run) {
   return ev;
 }
 
-/* Runs one claimed run and records its outcome, as owner (this worker's
- * lease name). */
-static void run_one(ac_dispatcher *d, PGconn *db, const char *owner, const json_t *run) {
+/* A claimed run whose hook call is in flight. The call runs on the worker
+ * pool (and waits on the HTTP loop) without this thread, which keeps
+ * claiming and recording runs meanwhile. */
+typedef struct inflight {
+  struct worker_state *ws;
+  ac_hook_target target;
+  char hook[32];
+  char event_id[160], plugin[80];
+  int attempt;
+  ac_call *call;
+  struct inflight *next; /* on the worker's done list */
+} inflight;
+
+/* One dispatcher thread's runs in flight and those done, to record. */
+typedef struct worker_state {
+  struct ac_dispatcher *d;
+  pthread_mutex_t lock;
+  inflight *done;
+  int in_flight;
+} worker_state;
+
+/* Runs a dispatcher thread keeps in flight at once. */
+#define INFLIGHT_MAX 32
+
+static void record(ac_dispatcher *d, PGconn *db, const char *owner, const char *event_id,
+                   const char *plugin, const char *status, long long duration,
+                   const char *message, long long retry_in) {
+  ac_err err = {0};
+  if (ac_events_finish(db, owner, event_id, plugin, status, duration,
+                       message && message[0] ? message : NULL, retry_in, &err) != AC_OK)
+    ac_logf(d->cfg.env->log, AC_LOG_WARN, "recording run %s/%s failed: %s", event_id, plugin,
+            err.msg);
+}
+
+static void call_done(ac_call *c, void *ud) {
+  (void)c;
+  inflight *f = ud;
+  worker_state *ws = f->ws;
+  pthread_mutex_lock(&ws->lock);
+  f->next = ws->done;
+  ws->done = f;
+  pthread_mutex_unlock(&ws->lock);
+  ac_dispatcher_wake(ws->d);
+}
+
+/* Records a finished call's outcome. */
+static void finish_one(ac_dispatcher *d, PGconn *db, const char *owner, inflight *f) {
+  const ac_hook_env *env = d->cfg.env;
+  const ac_outcome *o = ac_call_outcome(f->call);
+  ac_outcome out = *o;
+  int init_ran = ac_call_init_ran(f->call);
+  ac_hook_record(env, &f->target, f->hook, init_ran ? ac_call_init_outcome(f->call) : NULL, &out);
+  const char *status;
+  char message[AC_OUTCOME_MSG_MAX];
+  snprintf(message, sizeof message, "%s", out.message);
+  long long retry_in = 0;
+  if (out.kind == AC_OUTCOME_RETRY || out.kind == AC_OUTCOME_BUSY) {
+    /* busy: no worker share was free; not the plugin's failure, so it is
+     * tried again after the first step of the schedule */
+    unsigned r;
+    ac_crypto_random_bytes(&r, sizeof r);
+    retry_in = ac_dispatcher_backoff_ms(f->attempt,
+                                        out.kind == AC_OUTCOME_BUSY ? -1 : out.retry_delay_s, r);
+    status = retry_in < 0 ? "error" : "retrying";
+    if (retry_in < 0)
+      snprintf(message, sizeof message, "gave up after %d attempts: %s", f->attempt, out.message);
+  } else {
+    status = ac_outcome_kind_name(out.kind);
+    if (out.kind == AC_OUTCOME_CONTRACT)
+      status = "error";
+  }
+  record(d, db, owner, f->event_id, f->plugin, status, out.duration_ms, message, retry_in);
+  ac_call_release(f->call);
+  ac_hook_target_clear(&f->target);
+  free(f);
+}
+
+/* Starts one claimed run: its hook call goes to the worker pool, or, when
+ * there is nothing to call, the run is recorded at once. Returns 1 when a
+ * call was started. */
+static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_state *ws,
+                     const json_t *run) {
   const ac_hook_env *env = d->cfg.env;
   const char *ns = json_string_value(json_object_get(run, "namespaceId"));
   const char *plugin = json_string_value(json_object_get(run, "pluginId"));
   const char *event_id = json_string_value(json_object_get(run, "eventId"));
-  int attempt = (int)json_integer_value(json_object_get(run, "attempts"));
   unsigned cap;
   const char *hook = hook_for(json_string_value(json_object_get(run, "type")), &cap);
   ac_err err = {0};
 
   json_t *snapshot = NULL, *entry = NULL;
-  if (ac_tenancy_namespace(d->cfg.tenancy, NULL, ns, &snapshot, &err) == AC_OK) {
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(snapshot, "plugins"), i, e) {
-      if (strcmp(json_string_value(json_object_get(e, "pluginId")), plugin) == 0)
-        entry = e;
-    }
-  }
-  const char *status = "ok";
-  char message[AC_OUTCOME_MSG_MAX] = "";
-  long long retry_in = 0, duration = 0;
-  if (!snapshot) {
-    /* unknown here and unreadable: leave the lease to expire and try again later */
-    return;
+  if (ac_tenancy_namespace(d->cfg.tenancy, NULL, ns, &snapshot, &err) != AC_OK)
+    return 0; /* unknown here and unreadable: the lease expires, it comes back */
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(snapshot, "plugins"), i, e) {
+    if (strcmp(json_string_value(json_object_get(e, "pluginId")), plugin) == 0)
+      entry = e;
   }
   if (!entry) {
-    status = "skipped";
-    snprintf(message, sizeof message, "the plugin is no longer enabled in this namespace");
-  } else {
-    ac_hook_target t;
-    ac_outcome out;
-    int ready = ac_hook_target_prepare(env, ns, json_string_value(json_object_get(snapshot, "departmentId")),
-                                       entry, cap, &t, &out);
-    if (ready == 0) {
-      status = "skipped";
-      snprintf(message, sizeof message, "the plugin does not handle %s", hook);
-    } else if (ready < 0) {
-      status = "skipped";
-      snprintf(message, sizeof message, "%s", out.message);
-    } else {
-      t.ctx.allow_retry = 1;
-      json_t *arg = event_arg(run);
-      ac_outcome init_out;
-      int init_ran = 0;
-      /* init, when it runs first, has a timeout of its own; the call runs
-       * on the worker pool like every plugin call, and this thread waits.
-       * Its time counts from when a worker takes it; waiting for one is
-       * bounded by what the lease leaves, so the run is recorded before it
-       * can be claimed again */
-      int64_t run_for = (int64_t)env->timeout_ms * (t.run_init ? 2 : 1);
-      int64_t wait = (int64_t)d->lease_s * 1000 - run_for - 1500;
-      ac_call_spec spec = {t.h,       hook,      arg,
-                           t.ctx,     t.run_init, ac_clock_mono_ms() + (wait > 0 ? wait : 0),
-                           run_for};
-      ac_call_run_wait(env->calls, &spec, NULL, &out, &init_out, &init_ran);
-      ac_hook_record(env, &t, hook, init_ran ? &init_out : NULL, &out);
-      json_decref(arg);
-      duration = out.duration_ms;
-      snprintf(message, sizeof message, "%s", out.message);
-      if (out.kind == AC_OUTCOME_RETRY || out.kind == AC_OUTCOME_BUSY) {
-        /* busy: no worker share was free; not the plugin's failure, so it
-         * is tried again after the first step of the schedule */
-        unsigned r;
-        ac_crypto_random_bytes(&r, sizeof r);
-        retry_in = ac_dispatcher_backoff_ms(attempt, out.kind == AC_OUTCOME_BUSY ? -1 : out.retry_delay_s, r);
-        status = retry_in < 0 ? "error" : "retrying";
-        if (retry_in < 0)
-          snprintf(message, sizeof message, "gave up after %d attempts: %s", attempt, out.message);
-      } else {
-        status = ac_outcome_kind_name(out.kind);
-        if (out.kind == AC_OUTCOME_CONTRACT)
-          status = "error";
-      }
-    }
-    ac_hook_target_clear(&t);
+    record(d, db, owner, event_id, plugin, "skipped", 0,
+           "the plugin is no longer enabled in this namespace", 0);
+    json_decref(snapshot);
+    return 0;
   }
+  inflight *f = calloc(1, sizeof *f);
+  if (!f) {
+    json_decref(snapshot);
+    return 0; /* the lease expires and the run comes back */
+  }
+  ac_outcome out;
+  int ready = ac_hook_target_prepare(
+      env, ns, json_string_value(json_object_get(snapshot, "departmentId")), entry, cap,
+      &f->target, &out);
+  if (ready <= 0) {
+    char message[AC_OUTCOME_MSG_MAX];
+    if (ready == 0)
+      snprintf(message, sizeof message, "the plugin does not handle %s", hook);
+    else
+      snprintf(message, sizeof message, "%s", out.message);
+    record(d, db, owner, event_id, plugin, "skipped", 0, message, 0);
+    ac_hook_target_clear(&f->target);
+    free(f);
+    json_decref(snapshot);
+    return 0;
+  }
+  f->ws = ws;
+  snprintf(f->hook, sizeof f->hook, "%s", hook);
+  snprintf(f->event_id, sizeof f->event_id, "%s", event_id);
+  snprintf(f->plugin, sizeof f->plugin, "%s", plugin);
+  f->attempt = (int)json_integer_value(json_object_get(run, "attempts"));
+  f->target.ctx.allow_retry = 1;
+  json_t *arg = event_arg(run);
+  /* init, when it runs first, has a timeout of its own. The call's time
+   * counts from when a worker takes it; waiting for one is bounded by what
+   * the lease leaves, so the run is recorded before it can be claimed
+   * again */
+  int64_t run_for = (int64_t)env->timeout_ms * (f->target.run_init ? 2 : 1);
+  int64_t wait = (int64_t)d->lease_s * 1000 - run_for - 1500;
+  ac_call_spec spec = {f->target.h,   hook, arg, f->target.ctx, f->target.run_init,
+                       ac_clock_mono_ms() + (wait > 0 ? wait : 0), run_for};
+  f->call = ac_call_new(env->calls, &spec, call_done, f);
+  json_decref(arg);
   json_decref(snapshot);
-  if (ac_events_finish(db, owner, event_id, plugin, status, duration,
-                       message[0] ? message : NULL, retry_in, &err) != AC_OK)
-    ac_logf(env->log, AC_LOG_WARN, "recording run %s/%s failed: %s", event_id, plugin, err.msg);
+  if (!f->call) {
+    ac_hook_target_clear(&f->target);
+    free(f);
+    return 0;
+  }
+  pthread_mutex_lock(&ws->lock);
+  ws->in_flight++;
+  pthread_mutex_unlock(&ws->lock);
+  ac_call_go(f->call, 0);
+  return 1;
+}
+
+/* Records every run done so far; returns how many. */
+static int drain(ac_dispatcher *d, PGconn *db, const char *owner, worker_state *ws) {
+  pthread_mutex_lock(&ws->lock);
+  inflight *list = ws->done;
+  ws->done = NULL;
+  pthread_mutex_unlock(&ws->lock);
+  int n = 0;
+  while (list) {
+    inflight *next = list->next;
+    finish_one(d, db, owner, list);
+    list = next;
+    n++;
+  }
+  if (n) {
+    pthread_mutex_lock(&ws->lock);
+    ws->in_flight -= n;
+    pthread_mutex_unlock(&ws->lock);
+  }
+  return n;
 }
 
 static void *worker(void *arg) {
@@ -159,40 +252,50 @@ static void *worker(void *arg) {
    * the worker of this instance that claimed the run again */
   char owner[128];
   snprintf(owner, sizeof owner, "%s-w%d", d->owner, ((worker_arg *)arg)->index);
+  worker_state *ws = &d->states[((worker_arg *)arg)->index];
   PGconn *db = NULL;
   int64_t last_prune = 0;
   for (;;) {
     pthread_mutex_lock(&d->lock);
     int stop = d->stopping;
     pthread_mutex_unlock(&d->lock);
-    if (stop)
-      break;
     if (!db || PQstatus(db) != CONNECTION_OK) {
       PQfinish(db);
       db = PQconnectdb(d->url);
     }
+    int busy = drain(d, db, owner, ws) > 0;
+    pthread_mutex_lock(&ws->lock);
+    int room = INFLIGHT_MAX - ws->in_flight, left = ws->in_flight;
+    pthread_mutex_unlock(&ws->lock);
+    if (stop && left == 0)
+      break;
     json_t *runs = NULL;
     ac_err err = {0};
-    if (PQstatus(db) == CONNECTION_OK &&
-        ac_events_claim(db, owner, d->lease_s, 1, &runs, &err) == AC_OK &&
+    if (!stop && room > 0 && PQstatus(db) == CONNECTION_OK &&
+        ac_events_claim(db, owner, d->lease_s, room, &runs, &err) == AC_OK &&
         json_array_size(runs) > 0) {
-      run_one(d, db, owner, json_array_get(runs, 0));
+      size_t i;
+      json_t *r;
+      json_array_foreach(runs, i, r) start_one(d, db, owner, ws, r);
       json_decref(runs);
       continue;
     }
     json_decref(runs);
-    if (PQstatus(db) == CONNECTION_OK && ac_clock_mono_ms() - last_prune > 3600 * 1000) {
+    if (busy)
+      continue;
+    if (!stop && PQstatus(db) == CONNECTION_OK && ac_clock_mono_ms() - last_prune > 3600 * 1000) {
       ac_events_prune(db, d->cfg.retention_days, NULL);
       last_prune = ac_clock_mono_ms();
     }
-    /* nothing due: sleep until woken or the next poll */
+    /* nothing due: sleep until woken (a new event, a call done) or the
+     * next poll */
     pthread_mutex_lock(&d->lock);
     unsigned seen = d->wakeups;
     struct timespec ts;
-    int64_t until = ac_clock_mono_ms() + IDLE_POLL_MS;
+    int64_t until = ac_clock_mono_ms() + (stop ? 20 : IDLE_POLL_MS);
     ts.tv_sec = (time_t)(until / 1000);
     ts.tv_nsec = (long)(until % 1000) * 1000000L;
-    while (!d->stopping && d->wakeups == seen)
+    while (d->wakeups == seen)
       if (pthread_cond_timedwait(&d->wake, &d->lock, &ts) != 0)
         break;
     pthread_mutex_unlock(&d->lock);
@@ -229,7 +332,12 @@ int ac_dispatcher_start(const ac_dispatcher_config *cfg, ac_dispatcher **out, ac
             cfg->lease_s, d->lease_s);
   d->threads = calloc((size_t)cfg->workers, sizeof *d->threads);
   d->args = calloc((size_t)cfg->workers, sizeof *d->args);
-  for (int i = 0; d->threads && d->args && i < cfg->workers; i++) {
+  d->states = calloc((size_t)cfg->workers, sizeof *d->states);
+  for (int i = 0; d->states && i < cfg->workers; i++) {
+    d->states[i].d = d;
+    pthread_mutex_init(&d->states[i].lock, NULL);
+  }
+  for (int i = 0; d->threads && d->args && d->states && i < cfg->workers; i++) {
     d->args[d->nthreads] = (worker_arg){d, d->nthreads};
     if (pthread_create(&d->threads[d->nthreads], NULL, worker, &d->args[d->nthreads]) == 0)
       d->nthreads++;
@@ -254,8 +362,12 @@ void ac_dispatcher_stop(ac_dispatcher *d) {
   d->stopping = 1;
   pthread_cond_broadcast(&d->wake);
   pthread_mutex_unlock(&d->lock);
+  /* each thread ends once its calls in flight are recorded */
   for (int i = 0; i < d->nthreads; i++)
     pthread_join(d->threads[i], NULL);
+  for (int i = 0; d->states && i < d->cfg.workers; i++)
+    pthread_mutex_destroy(&d->states[i].lock);
+  free(d->states);
   free(d->threads);
   free(d->args);
   free(d->url);
