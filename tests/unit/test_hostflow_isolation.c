@@ -58,10 +58,12 @@ static const char *const plugins[] = {
     NULL,
 };
 
+#define DEAD_EVENTS 40
+
 static ac_test_server srv;
 static char *admin;
 static char plugin_dir[256];
-static ac_sink *hanging, *healthy;
+static ac_sink *hanging, *healthy, *dead;
 
 static int teardown_failed;
 
@@ -69,11 +71,14 @@ static int setup(void **state) {
   (void)state;
   hanging = ac_sink_start();
   healthy = ac_sink_start();
-  if (!hanging || !healthy || ac_hostflow_plugin_dir(plugin_dir, sizeof plugin_dir, plugins))
+  dead = ac_sink_start();
+  if (!hanging || !healthy || !dead || ac_hostflow_plugin_dir(plugin_dir, sizeof plugin_dir, plugins))
     return -1;
   /* every request to this receiver hangs */
   for (int i = 0; i < 16; i++)
     ac_sink_push(hanging, (ac_sink_response){.hang = 1});
+  for (int i = 0; i < 4 * DEAD_EVENTS; i++)
+    ac_sink_push(dead, (ac_sink_response){.hang = 1});
   char dirs[300], timeout[64];
   snprintf(dirs, sizeof dirs, "AGENTCORE_PLUGIN_DIRS=%s", plugin_dir);
   snprintf(timeout, sizeof timeout, "AGENTCORE_HOOK_TIMEOUT_MS=%d", HOOK_TIMEOUT_MS);
@@ -101,6 +106,10 @@ static int setup(void **state) {
       ac_hostflow_enable(&srv, admin, "iso-retry", "hf-again", "{}") ||
       ac_hostflow_enable(&srv, admin, "iso-retry", "hf-later", "{}"))
     return -1;
+  snprintf(cfg, sizeof cfg, "{\"url\":\"%s/dead\"}", ac_sink_url(dead));
+  if (ac_hostflow_tenant(&srv, admin, "iso", "iso-dead") ||
+      ac_hostflow_enable(&srv, admin, "iso-dead", "webhooks", cfg))
+    return -1;
   snprintf(cfg, sizeof cfg, "{\"url\":\"%s/ok\"}", ac_sink_url(healthy));
   return ac_hostflow_enable(&srv, admin, "iso-good", "webhooks", cfg);
 }
@@ -111,6 +120,7 @@ static int teardown(void **state) {
   int rc = ac_test_server_stop(&srv);
   ac_sink_stop(hanging);
   ac_sink_stop(healthy);
+  ac_sink_stop(dead);
   ac_hostflow_plugin_dir_remove(plugin_dir, plugins);
   /* a server that did not exit cleanly (ASan reports included) fails the
    * program: cmocka does not count a failed group teardown */
@@ -174,6 +184,23 @@ static void expect_run(const json_t *st, const char *plugin, const char *status,
   json_int_t ms = json_integer_value(json_object_get(run, "durationMs"));
   if (ms > HOOK_TIMEOUT_MS + 1000)
     fail_msg("%s held its worker for %lld ms", plugin, (long long)ms);
+}
+
+/* A receiver that never answers costs its deliveries a socket each, not a
+ * thread: with four dispatcher threads and four workers, forty deliveries
+ * hanging on it leave another namespace's delivery as quick as ever. */
+static void a_dead_receiver_holds_no_thread(void **state) {
+  (void)state;
+  for (int i = 0; i < DEAD_EVENTS; i++) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"type\":\"approval.created\",\"approvalId\":\"dead-%d\"}", i);
+    free(emit("iso-dead", body));
+  }
+  /* the dead receiver has them (or they wait for their rate token) */
+  assert_int_equal(ac_sink_wait(dead, 10, 3000), AC_OK);
+  size_t before = ac_sink_count(healthy);
+  healthy_delivery("{\"type\":\"approval.created\",\"approvalId\":\"alive-1\"}", before + 1,
+                   1000);
 }
 
 static void failures_do_not_block_others(void **state) {
@@ -310,6 +337,7 @@ static void retry_schedule(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(a_dead_receiver_holds_no_thread),
       cmocka_unit_test(failures_do_not_block_others),
       cmocka_unit_test(simultaneous_runs_finish_the_event),
       cmocka_unit_test(retry_schedule),
