@@ -3,6 +3,7 @@
 #include "dispatch/query.h"
 #include "core/clock.h"
 #include "dispatch/call.h"
+#include "lua/watchdog.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -166,7 +167,11 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
   /* one slice for the whole request, shared fairly: each call gets what
    * is left divided by the calls still to start, so a plugin that spins
    * cannot take the time of the quick ones behind it */
-  int64_t slice_end = ac_clock_mono_us() + ac_calls_slice_us(env->calls);
+  int64_t slice_us = ac_calls_slice_us(env->calls);
+  int64_t slice_end = ac_clock_mono_us() + slice_us;
+  /* the request's CPU slice is armed once for all its calls */
+  if (slice_us > 0)
+    ac_watchdog_slice_share_begin(slice_us);
   size_t to_start = 0;
   for (size_t i = 0; i < n; i++)
     to_start += run->slots[i].state == 1;
@@ -192,6 +197,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     to_start--;
     ac_call_go(s->call, share);
   }
+  ac_watchdog_slice_share_end();
   release_one(run);
 }
 

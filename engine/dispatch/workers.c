@@ -14,7 +14,7 @@
 #define SUPERVISE_MS 10
 /* Workers run at a lower priority than request threads, so plugin code
  * that burns CPU slows other plugin calls before it slows the API. */
-#define WORKER_NICE 5
+#define WORKER_NICE 10
 
 typedef struct worker {
   ac_workers *pool;

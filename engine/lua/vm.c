@@ -454,7 +454,8 @@ ac_vm_step ac_vm_call_resume(ac_vm *vm, int64_t slice_us, ac_vm_body collect, vo
   vm->slice_end_us = 0;
   if (slice_us > 0) {
     vm->slice_end_us = ac_clock_mono_us() + slice_us;
-    ac_watchdog_slice_arm(slice_us);
+    if (!ac_watchdog_slice_shared())
+      ac_watchdog_slice_arm(slice_us);
   }
   int nres = 0;
   ac_watchdog_begin(&vm->watch, co, vm->deadline_ms);

@@ -173,6 +173,17 @@ void ac_watchdog_slice_arm(int64_t us) {
   timer_settime(slice_timer, 0, &its, NULL);
 }
 
+static _Thread_local int slice_shared; /* a request's slice is armed */
+
+void ac_watchdog_slice_share_begin(int64_t us) {
+  ac_watchdog_slice_arm(us);
+  slice_shared = 1;
+}
+
+void ac_watchdog_slice_share_end(void) { slice_shared = 0; }
+
+int ac_watchdog_slice_shared(void) { return slice_shared; }
+
 int ac_watchdog_slice_fired(void) { return slice_fires > 0; }
 int ac_watchdog_slice_overran(void) { return slice_fires > 1; }
 

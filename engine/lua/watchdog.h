@@ -51,6 +51,13 @@ void ac_watchdog_slice_arm(int64_t us);
 int ac_watchdog_slice_fired(void);
 /* 1 once the thread ran AC_SLICE_OVERRUN_MS of CPU past the slice. */
 int ac_watchdog_slice_overran(void);
+
+/* One slice for several calls in a row (a request's): armed once by
+ * begin; while shared, the calls' own slices do not re-arm the timer, and
+ * once it fires every call still to run yields at once. */
+void ac_watchdog_slice_share_begin(int64_t us);
+void ac_watchdog_slice_share_end(void);
+int ac_watchdog_slice_shared(void);
 void ac_watchdog_slice_disarm(void);
 
 /* Arms the hook on L now (used after a deadline or memory failure is seen
