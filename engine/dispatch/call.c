@@ -204,6 +204,15 @@ static void executor_leave(ac_call *c) {
 
 /* ---- running ------------------------------------------------------------- */
 
+/* context.http's client, taken on first use and kept for the rest of the
+ * call: its transfer may be in flight while the call is parked. */
+static ac_http_client *take_http(void *ud) {
+  ac_call *c = ud;
+  if (!c->ctx.http && c->cs->cfg.http)
+    c->ctx.http = ac_http_pool_take(c->cs->cfg.http);
+  return c->ctx.http;
+}
+
 /* Runs the call on this thread for at most slice_us (0: to the end).
  * Returns 1 when it ended (c->out, c->result), 0 when it must go on. */
 static int step(ac_call *c, int64_t slice_us) {
@@ -219,10 +228,7 @@ static int step(ac_call *c, int64_t slice_us) {
     }
     ac_vm_allow_wait(c->vm, c->cs->cfg.loop != NULL);
   }
-  /* a client for context.http, kept for the whole call: its transfer may
-   * be in flight while the call is parked */
-  if (!c->ctx.http && c->cs->cfg.http)
-    c->ctx.http = ac_http_pool_take(c->cs->cfg.http);
+
   while (c->phase != PHASE_DONE) {
     int64_t left = 0;
     if (slice_end) {
@@ -372,6 +378,8 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->ctx.config = c->config;
   c->ctx.secrets = c->secrets;
   c->ctx.http = NULL;
+  c->ctx.http_take = take_http;
+  c->ctx.http_ud = c;
   c->deadline_ms = spec->deadline_ms;
   c->phase = spec->run_init && ac_plugin_handle_info(spec->h)->has_init ? PHASE_INIT : PHASE_HOOK;
   c->task.run = task_run;

@@ -291,6 +291,8 @@ static int request_now(lua_State *L, const char *fn) {
   if ((r = check_method(L, &p)) || (r = check_url(L, &p)) || (r = check_body(L, &p)) ||
       (r = check_timeout(L, &p)) || (r = check_headers(L, &p)))
     return r;
+  if (!ctx->http && ctx->http_take)
+    ctx->http_take(ctx->http_ud); /* calls that never use HTTP never take a client */
   if (!ctx->http)
     return fail(L, "transport: HTTP is not available here");
   return send_plan(L, ctx, &p);

@@ -19,10 +19,14 @@ typedef struct ac_call_context {
   const json_t *config;      /* validated, defaults applied, secrets in clear */
   const json_t *secrets;     /* array of secret strings to redact from logs, or NULL */
   ac_kv *kv;                 /* context.db storage (NULL: db calls fail) */
-  ac_http_client *http;      /* context.http: the client of the thread running
-                                the call, which must not be used by another
-                                thread meanwhile (NULL: context.http answers
-                                nil, "transport: HTTP is not available here") */
+  ac_http_client *http;      /* context.http: the call's client, which must
+                                not be used by another call meanwhile (NULL:
+                                taken through http_take on first use, or
+                                context.http answers nil, "transport: HTTP is
+                                not available here") */
+  ac_http_client *(*http_take)(void *ud); /* optional: provides http lazily
+                                (and stores it in this context) */
+  void *http_ud;
   int allow_retry;           /* event hooks only */
   uint64_t config_serial;    /* nonzero: names this config for good, so calls
                                 on one state with the same serial share one
