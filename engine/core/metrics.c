@@ -57,13 +57,21 @@ void ac_metrics_add(ac_metrics *m, const char *name, const char *labels, double 
   pthread_mutex_lock(&m->lock);
   json_t *f = family(m, name);
   json_t *v = json_object_get(f, labels);
-  json_object_set_new(f, labels, json_real((v ? json_number_value(v) : 0) + delta));
+  if (json_is_real(v)) /* in place: no allocation per increment */
+    json_real_set(v, json_real_value(v) + delta);
+  else
+    json_object_set_new(f, labels, json_real((v ? json_number_value(v) : 0) + delta));
   pthread_mutex_unlock(&m->lock);
 }
 
 void ac_metrics_set(ac_metrics *m, const char *name, const char *labels, double value) {
   pthread_mutex_lock(&m->lock);
-  json_object_set_new(family(m, name), labels, json_real(value));
+  json_t *f = family(m, name);
+  json_t *v = json_object_get(f, labels);
+  if (json_is_real(v))
+    json_real_set(v, value);
+  else
+    json_object_set_new(f, labels, json_real(value));
   pthread_mutex_unlock(&m->lock);
 }
 
