@@ -4,7 +4,9 @@
  * webhook sink for the delivery benchmark, and — with a delay — as the slow
  * upstream of the waiting benchmark (a thread per connection that sleeps,
  * which is what a slow upstream looks like from outside).
- * Usage: mhd_baseline PORT THREADS [DELAY_MS] */
+ * With HANG_PERCENT, that share of requests hangs (60 s) instead: a
+ * receiver that sometimes never answers.
+ * Usage: mhd_baseline PORT THREADS [DELAY_MS [HANG_PERCENT]] */
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 
 static const char body[] = "{\"plugins\":[]}";
 static unsigned delay_us;
+static unsigned hang_percent;
+static unsigned long requests; /* counts requests to pick the ones that hang */
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
@@ -27,7 +31,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     *upload_size = 0;
     return MHD_YES;
   }
-  if (delay_us)
+  if (hang_percent &&
+      __atomic_fetch_add(&requests, 1, __ATOMIC_RELAXED) % 100 < hang_percent)
+    sleep(60);
+  else if (delay_us)
     usleep(delay_us);
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
@@ -43,8 +50,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   delay_us = argc > 3 ? (unsigned)atoi(argv[3]) * 1000u : 0;
+  hang_percent = argc > 4 ? (unsigned)atoi(argv[4]) : 0;
   struct MHD_Daemon *d =
-      delay_us ? MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+      delay_us || hang_percent ? MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
                                   (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END)

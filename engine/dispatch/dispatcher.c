@@ -91,7 +91,7 @@ typedef struct worker_state {
 } worker_state;
 
 /* Runs a dispatcher thread keeps in flight at once. */
-#define INFLIGHT_MAX 32
+#define INFLIGHT_MAX 128
 
 static void record(ac_dispatcher *d, PGconn *db, const char *owner, const char *event_id,
                    const char *plugin, const char *status, long long duration,
