@@ -5,7 +5,8 @@
  * upstream of the waiting benchmark (a thread per connection that sleeps,
  * which is what a slow upstream looks like from outside).
  * With HANG_PERCENT, that share of requests hangs (60 s) instead: a
- * receiver that sometimes never answers.
+ * receiver that sometimes never answers. Any DELAY_MS (0 included) selects
+ * the thread-per-connection server.
  * Usage: mhd_baseline PORT THREADS [DELAY_MS [HANG_PERCENT]] */
 #include <microhttpd.h>
 #include <signal.h>
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
   delay_us = argc > 3 ? (unsigned)atoi(argv[3]) * 1000u : 0;
   hang_percent = argc > 4 ? (unsigned)atoi(argv[4]) : 0;
   struct MHD_Daemon *d =
-      delay_us || hang_percent ? MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+      argc > 3 ? MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
                                   (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END)
