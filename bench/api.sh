@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/api.sh — SPEC §11 items 3 to 7 against a real server and a real
+# bench/api.sh — benchmark items 3 to 9 (docs/benchmarks.md) against a real server and a real
 # PostgreSQL (started by scripts/dev bench), each as a ratio or figure
 # measured in this run. Loopback only; every load is bounded in time
 # (about 22 loads of BENCH_SECONDS each, plus the event drain of item 5).

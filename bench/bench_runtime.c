@@ -1,4 +1,4 @@
-/* bench_runtime.c — SPEC §11 items 1 and 2: the cost of the sandbox's
+/* bench_runtime.c — benchmark items 1 and 2 (docs/benchmarks.md): the cost of the sandbox's
  * deadline enforcement and of the engine's call path, as ratios against a
  * bare lua_State measured in the same run. */
 #include "core/clock.h"

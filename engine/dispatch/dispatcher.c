@@ -54,7 +54,7 @@ static const char *hook_for(const char *type, unsigned *cap) {
   return AC_HOOK_DOCUMENT;
 }
 
-/* The hook's event argument (SPEC §7). */
+/* The hook's event argument. */
 static json_t *event_arg(const json_t *run) {
   const json_t *payload = json_object_get(run, "payload");
   const char *type = json_string_value(json_object_get(run, "type"));

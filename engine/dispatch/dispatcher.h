@@ -1,4 +1,4 @@
-/* dispatcher.h — worker threads that run stored event runs (SPEC §7):
+/* dispatcher.h — worker threads that run stored event runs:
  * claim due runs with a lease (FOR UPDATE SKIP LOCKED), call the plugin's
  * hook through the guard, record the outcome, and reschedule retries with
  * the backoff schedule. A killed instance loses nothing: its leases expire

@@ -1,5 +1,5 @@
 /* hooks.h — what every host-flow call of a plugin shares: the services a
- * call context gets, the init-once rule (SPEC §3), config checks against
+ * call context gets, the init-once rule, config checks against
  * the plugin's current schema, and the log line and metrics of an
  * outcome. Used by the query fan-out and the event dispatcher. */
 #ifndef AC_DISPATCH_HOOKS_H
