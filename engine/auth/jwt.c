@@ -3,6 +3,7 @@
 #include "auth/jwt.h"
 #include "core/buf.h"
 #include "core/crypto.h"
+#include "core/hash.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -517,19 +518,12 @@ static void time_window(const ac_jwt_verifier *v, const json_t *claims, double *
     *from = t - leeway;
 }
 
-static uint64_t token_hash(const char *s, size_t n) {
-  uint64_t x = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    x = (x ^ (unsigned char)s[i]) * 1099511628211ull;
-  return x;
-}
-
 int ac_jwt_authenticate(const ac_jwt_verifier *v, const char *token, ac_principal *out,
                         ac_err *err) {
   if (out)
     memset(out, 0, sizeof *out);
   size_t len = token ? strnlen(token, AC_JWT_MAX_TOKEN + 1) : 0;
-  uint64_t hash = token_hash(token ? token : "", len);
+  uint64_t hash = ac_hash_bytes(AC_HASH_SEED, token ? token : "", len);
   ac_jwt_verifier *cv = (ac_jwt_verifier *)v; /* the cache is internally locked */
   verified *slot = v && v->cache && out && len && len <= AC_JWT_MAX_TOKEN
                        ? &cv->cache[hash % CACHE_SLOTS]

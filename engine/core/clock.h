@@ -11,9 +11,6 @@ int64_t ac_clock_mono_ms(void);
 /* Microseconds on CLOCK_MONOTONIC: for fine durations (benchmarks). */
 int64_t ac_clock_mono_us(void);
 
-/* Microseconds of CPU time the calling thread has used. */
-int64_t ac_clock_thread_cpu_us(void);
-
 /* Milliseconds since the Unix epoch: for timestamps shown to users. */
 int64_t ac_clock_wall_ms(void);
 

@@ -2,6 +2,7 @@
  * the workers, and exactly-once delivery of a call's outcome. */
 #include "dispatch/call.h"
 #include "core/clock.h"
+#include "core/hash.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -68,10 +69,7 @@ struct ac_call {
 /* ---- bulkheads -------------------------------------------------------- */
 
 static unsigned hash_name(const char *s) {
-  uint64_t x = 1469598103934665603ull;
-  for (; *s; s++)
-    x = (x ^ (unsigned char)*s) * 1099511628211ull;
-  return (unsigned)(x % BULKHEAD_BUCKETS);
+  return (unsigned)(ac_hash_str(AC_HASH_SEED, s) % BULKHEAD_BUCKETS);
 }
 
 static bulkhead *bulkhead_of(ac_calls *cs, bulkhead **table, bulkhead *overflow,
@@ -136,11 +134,16 @@ int ac_calls_slice_us(const ac_calls *cs) { return cs->cfg.slice_us; }
 
 /* ---- outcomes ---------------------------------------------------------- */
 
+/* Every call makes one of these: no formatting, only the header is reset. */
 static void set_outcome(ac_outcome *out, ac_outcome_kind kind, const char *msg) {
-  memset(out, 0, sizeof *out);
-  out->retry_delay_s = -1;
   out->kind = kind;
-  snprintf(out->message, sizeof out->message, "%s", msg);
+  out->duration_ms = 0;
+  out->retry_delay_s = -1;
+  size_t n = strlen(msg);
+  if (n >= sizeof out->message)
+    n = sizeof out->message - 1;
+  memcpy(out->message, msg, n);
+  out->message[n] = '\0';
 }
 
 static void count_busy(ac_call *c) {

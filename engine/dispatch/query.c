@@ -200,32 +200,3 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
   ac_watchdog_slice_share_end();
   release_one(run);
 }
-
-typedef struct wait_box {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  json_t *body;
-} wait_box;
-
-static void wait_done(json_t *body, void *ud) {
-  wait_box *b = ud;
-  pthread_mutex_lock(&b->lock);
-  b->body = body;
-  pthread_cond_signal(&b->cond);
-  pthread_mutex_unlock(&b->lock);
-}
-
-json_t *ac_query_run_wait(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
-                          const json_t *snapshot, const json_t *query) {
-  wait_box b = {.body = NULL};
-  pthread_mutex_init(&b.lock, NULL);
-  pthread_cond_init(&b.cond, NULL);
-  ac_query_start(env, result_schema, ns, snapshot, query, ac_clock_mono_ms(), wait_done, &b);
-  pthread_mutex_lock(&b.lock);
-  while (!b.body)
-    pthread_cond_wait(&b.cond, &b.lock);
-  pthread_mutex_unlock(&b.lock);
-  pthread_cond_destroy(&b.cond);
-  pthread_mutex_destroy(&b.lock);
-  return b.body;
-}

@@ -25,8 +25,4 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
                     const json_t *snapshot, const json_t *query, int64_t start_ms,
                     ac_query_done_fn done, void *ud);
 
-/* The same, waiting for the answer (tests, tools): returns the body. */
-json_t *ac_query_run_wait(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
-                          const json_t *snapshot, const json_t *query);
-
 #endif

@@ -187,13 +187,6 @@ int ac_watchdog_slice_shared(void) { return slice_shared; }
 int ac_watchdog_slice_fired(void) { return slice_fires > 0; }
 int ac_watchdog_slice_overran(void) { return slice_fires > 1; }
 
-void ac_watchdog_slice_disarm(void) {
-  if (slice_state <= 0)
-    return;
-  struct itimerspec its;
-  memset(&its, 0, sizeof its);
-  timer_settime(slice_timer, 0, &its, NULL);
-}
 
 void ac_watchdog_arm(lua_State *L) {
   if (L)

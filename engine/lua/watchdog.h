@@ -42,10 +42,11 @@ void ac_watchdog_end(ac_watch *w);
 lua_State *ac_watchdog_running(void);
 void ac_watchdog_set_running(lua_State *L);
 
-/* A per-thread one-shot timer on the thread's CPU time that raises the
- * same signal once the thread has run us microseconds, so the hook can end
- * a time slice; fired tells whether it has (since the last arm); disarm
- * cancels it. The timer is made on a thread's first use. */
+/* A per-thread timer on the thread's CPU time that raises the same signal
+ * once the thread has run us microseconds, so the hook can end a time
+ * slice; fired tells whether it has (since the last arm). It is re-armed,
+ * never disarmed: a late firing finds no slice to cut. Made on a thread's
+ * first use. */
 #define AC_SLICE_OVERRUN_MS 20
 void ac_watchdog_slice_arm(int64_t us);
 int ac_watchdog_slice_fired(void);
@@ -58,7 +59,6 @@ int ac_watchdog_slice_overran(void);
 void ac_watchdog_slice_share_begin(int64_t us);
 void ac_watchdog_slice_share_end(void);
 int ac_watchdog_slice_shared(void);
-void ac_watchdog_slice_disarm(void);
 
 /* Arms the hook on L now (used after a deadline or memory failure is seen
  * synchronously). */

@@ -1,5 +1,6 @@
 /* rate_limit.c — token buckets in a chained hash map behind one mutex. */
 #include "outbound/rate_limit.h"
+#include "core/hash.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -73,14 +74,7 @@ void ac_rate_limiter_free(ac_rate_limiter *rl) {
   free(rl);
 }
 
-static uint64_t fnv1a(const char *p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+static uint64_t fnv1a(const char *p, size_t n) { return ac_hash_bytes(AC_HASH_SEED, p, n); }
 
 /* Brings b's tokens up to now; a clock read before another thread's (so
  * slightly behind) must not take tokens back. */

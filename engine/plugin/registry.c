@@ -1,6 +1,7 @@
 /* registry.c — plugin directories, versions, and pooled states. */
 #include "plugin/registry.h"
 #include "core/clock.h"
+#include "core/hash.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -79,9 +80,7 @@ struct ac_registry {
 /* ---- idle states ---------------------------------------------------------- */
 
 static unsigned idle_hash(const ac_plugin_handle *h, const char *ns) {
-  uint64_t x = 1469598103934665603ull ^ (uint64_t)(uintptr_t)h;
-  for (const unsigned char *p = (const unsigned char *)(ns ? ns : ""); *p; p++)
-    x = (x ^ *p) * 1099511628211ull;
+  uint64_t x = ac_hash_str(AC_HASH_SEED ^ (uint64_t)(uintptr_t)h, ns ? ns : "");
   return (unsigned)(x % IDLE_BUCKETS);
 }
 
