@@ -74,8 +74,9 @@ static void killed_instance_loses_nothing(void **state) {
   }
   assert_int_equal(ac_sink_wait(sink, 2, 5000), AC_OK);
   ac_hostflow_kill(&first);
-  size_t at_kill = ac_sink_count(sink);
-  assert_true(at_kill < EVENTS); /* some deliveries had not even started */
+  /* deliveries run concurrently, so every request may have reached the
+   * receiver already; each is still waiting on its 400 ms answer, and the
+   * ones cut off come again below (twice >= 1) */
 
   assert_int_equal(ac_hostflow_spawn(&first, env, &second), 0);
   for (int i = 0; i < EVENTS; i++) {
