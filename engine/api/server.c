@@ -53,18 +53,26 @@ typedef struct conn_state {
 } conn_state;
 
 static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res) {
+  /* most bodies fit this thread's scratch buffer: written there in one
+   * pass and copied once, instead of grown by reallocation */
+  static _Thread_local char scratch[64 * 1024];
   char *text = NULL;
   size_t len = 0;
   if (res->text) {
     text = res->text;
     len = strlen(text);
   } else if (res->body) {
-    text = json_dumps(res->body, JSON_COMPACT);
-    len = text ? strlen(text) : 0;
+    len = json_dumpb(res->body, scratch, sizeof scratch, JSON_COMPACT);
+    if (len && len <= sizeof scratch) {
+      text = scratch;
+    } else {
+      text = json_dumps(res->body, JSON_COMPACT);
+      len = text ? strlen(text) : 0;
+    }
   }
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, text ? text : (char *)"", MHD_RESPMEM_MUST_COPY);
-  if (text && text != res->text)
+  if (text && text != res->text && text != scratch)
     free(text);
   if (!r)
     return MHD_NO;

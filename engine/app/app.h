@@ -31,7 +31,8 @@ ac_metrics *ac_app_metrics(ac_app *app);
 
 /* The tenancy snapshot (scope and configs of the host flow), what plugin
  * calls need (registry, HTTP clients, storage, metrics, init tracking),
- * and the PluginResult schema. */
+ * and the PluginResult schema (compiled without pluginId, which the engine
+ * sets on each result it keeps). */
 ac_tenancy *ac_app_tenancy(ac_app *app);
 const ac_hook_env *ac_app_hook_env(ac_app *app);
 const ac_schema *ac_app_result_schema(ac_app *app);

@@ -95,25 +95,25 @@ void ac_metrics_observe(ac_metrics *m, const char *name, const char *labels, dou
 }
 
 void ac_metrics_label(char *out, size_t size, const char *key, const char *value) {
-  size_t len = strlen(out);
-  if (len + 4 >= size)
+  size_t len = strlen(out), klen = strlen(key);
+  /* room for the comma, key, =", one character, the closing quote and NUL */
+  if (len + klen + 6 > size)
     return;
   char *p = out + len;
-  size_t room = size - len;
-  int n = snprintf(p, room, "%s%s=\"", len ? "," : "", key);
-  if (n < 0 || (size_t)n >= room)
-    return;
-  p += n;
-  room -= (size_t)n;
-  for (const char *v = value ? value : ""; *v && room > 3; v++) {
+  if (len)
+    *p++ = ',';
+  memcpy(p, key, klen);
+  p += klen;
+  *p++ = '=';
+  *p++ = '"';
+  char *end = out + size - 2; /* the closing quote and NUL always fit */
+  for (const char *v = value ? value : ""; *v && p + 2 <= end; v++) {
     if (*v == '"' || *v == '\\' || *v == '\n') {
       *p++ = '\\';
-      room--;
       *p++ = *v == '\n' ? 'n' : *v;
     } else {
       *p++ = *v;
     }
-    room--;
   }
   *p++ = '"';
   *p = '\0';

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,6 @@ struct ac_call {
   int open;          /* a vm call is open (parked between slices) */
   ac_vm *vm;
   json_t *result;    /* the executor's */
-  ac_outcome out, init_out;
   int init_ran;
   bulkhead *bp, *bn; /* admitted against these */
   int stuck;         /* abandoned: counted on the plugin version */
@@ -62,9 +62,49 @@ struct ac_call {
 
   /* what done reports; written once, by whoever delivers */
   json_t *final_result;
-  ac_outcome final_out, final_init;
   int final_init_ran;
+
+  /* the outcomes last: a recycled call resets only what comes before them
+   * and each outcome's header */
+  ac_outcome out, init_out;
+  ac_outcome final_out, final_init;
+  struct ac_call *next_free;
 };
+
+/* Calls are larger than the allocator's per-thread caches hold, and every
+ * query makes several: freed calls are kept for the next ones. Process-wide,
+ * because a call abandoned in C may end after its ac_calls is gone. */
+#define CALL_POOL_MAX 512
+static pthread_mutex_t call_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static ac_call *call_pool;
+static int call_pool_size;
+
+static ac_call *call_alloc(void) {
+  pthread_mutex_lock(&call_pool_lock);
+  ac_call *c = call_pool;
+  if (c) {
+    call_pool = c->next_free;
+    call_pool_size--;
+  }
+  pthread_mutex_unlock(&call_pool_lock);
+  if (!c && !(c = malloc(sizeof *c)))
+    return NULL;
+  memset(c, 0, offsetof(ac_call, out));
+  return c;
+}
+
+static void call_recycle(ac_call *c) {
+  pthread_mutex_lock(&call_pool_lock);
+  int keep = call_pool_size < CALL_POOL_MAX;
+  if (keep) {
+    c->next_free = call_pool;
+    call_pool = c;
+    call_pool_size++;
+  }
+  pthread_mutex_unlock(&call_pool_lock);
+  if (!keep)
+    free(c);
+}
 
 /* ---- bulkheads -------------------------------------------------------- */
 
@@ -182,7 +222,7 @@ static void call_unref(ac_call *c) {
   json_decref(c->secrets);
   json_decref(c->result);
   json_decref(c->final_result);
-  free(c);
+  call_recycle(c);
 }
 
 /* The executor is done with the call: state and client back, bulkheads
@@ -361,7 +401,7 @@ static void copy_str(char *dst, size_t size, const char *src, const char **field
 }
 
 ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn done, void *ud) {
-  ac_call *c = calloc(1, sizeof *c);
+  ac_call *c = call_alloc();
   if (!c)
     return NULL;
   c->cs = cs;
@@ -393,6 +433,8 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->task.run_for_ms = spec->run_for_ms;
   set_outcome(&c->out, AC_OUTCOME_ERROR, "the call did not run");
   set_outcome(&c->init_out, AC_OUTCOME_OK, "");
+  set_outcome(&c->final_out, AC_OUTCOME_ERROR, "the call did not run");
+  set_outcome(&c->final_init, AC_OUTCOME_OK, "");
   return c;
 }
 

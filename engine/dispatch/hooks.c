@@ -187,12 +187,10 @@ static void count(const ac_hook_env *env, const char *plugin, const char *hook,
   char labels[256] = "";
   ac_metrics_label(labels, sizeof labels, "plugin", plugin);
   ac_metrics_label(labels, sizeof labels, "hook", hook);
-  char base[256];
-  snprintf(base, sizeof base, "%s", labels);
+  ac_metrics_observe(env->metrics, "agentcore_hook_duration_seconds", labels,
+                     (double)out->duration_ms / 1000.0);
   ac_metrics_label(labels, sizeof labels, "outcome", ac_outcome_kind_name(out->kind));
   ac_metrics_add(env->metrics, "agentcore_hook_calls_total", labels, 1);
-  ac_metrics_observe(env->metrics, "agentcore_hook_duration_seconds", base,
-                     (double)out->duration_ms / 1000.0);
 }
 
 static void log_failure(const ac_hook_env *env, const ac_hook_target *t, const char *hook,

@@ -36,10 +36,9 @@ static void take_results(const ac_schema *schema, const char *plugin, json_t *va
   json_array_foreach(value, i, r) {
     if (kept == AC_QUERY_MAX_RESULTS)
       break;
-    /* the value is this call's own: results are marked in place */
+    /* the value is this call's own: results are marked in place, after
+     * the check (the schema is compiled without pluginId) */
     json_t *copy = json_incref(r);
-    if (json_is_object(copy))
-      json_object_set_new(copy, "pluginId", json_string(plugin));
     json_t *errs = NULL;
     if (ac_schema_validate(schema, copy, &errs) != AC_OK) {
       json_t *e0 = json_array_get(errs, 0);
@@ -50,6 +49,7 @@ static void take_results(const ac_schema *schema, const char *plugin, json_t *va
       add_error(errors, plugin, "contract", msg);
       json_decref(copy);
     } else {
+      json_object_set_new(copy, "pluginId", json_string(plugin));
       json_array_append_new(results, copy);
       kept++;
     }
@@ -57,17 +57,15 @@ static void take_results(const ac_schema *schema, const char *plugin, json_t *va
   }
 }
 
-/* One plugin's place in the answer. */
+/* One plugin's place in the answer: small, so a request with many plugins
+ * stays a small allocation; outcomes are read from the call itself. */
 typedef struct slot {
   struct query_run *run;
   ac_hook_target target;
-  int state;        /* 1 called, 0 skipped, -1 failed before the call */
-  ac_outcome early; /* state -1: why */
-  ac_call *call;
-  ac_outcome out, init_out;
-  int init_ran;
-  json_t *value;
-  char plugin[80]; /* named in errors even when the plugin is not loaded */
+  int state;           /* 1 called, 0 skipped, -1 failed before the call */
+  ac_outcome *early;   /* state -1: why (NULL: out of memory) */
+  ac_call *call;       /* held until the answer is built */
+  char plugin[80];     /* named in errors even when the plugin is not loaded */
 } slot;
 
 typedef struct query_run {
@@ -90,15 +88,20 @@ static void answer(query_run *run) {
     slot *s = &run->slots[i];
     const char *plugin = s->plugin;
     if (s->state < 0) {
-      add_error(errors, plugin, ac_outcome_kind_name(s->early.kind),
-                s->early.message);
+      add_error(errors, plugin, ac_outcome_kind_name(s->early ? s->early->kind : AC_OUTCOME_ERROR),
+                s->early ? s->early->message : "out of memory starting a call");
+      free(s->early);
     } else if (s->state == 1) {
-      if (s->out.kind == AC_OUTCOME_OK)
-        take_results(run->schema, plugin, s->value, results, errors);
-      else
-        add_error(errors, plugin, ac_outcome_kind_name(s->out.kind), s->out.message);
+      const ac_outcome *out = ac_call_outcome(s->call);
+      if (out->kind == AC_OUTCOME_OK) {
+        json_t *value = ac_call_take_result(s->call);
+        take_results(run->schema, plugin, value, results, errors);
+        json_decref(value);
+      } else {
+        add_error(errors, plugin, ac_outcome_kind_name(out->kind), out->message);
+      }
+      ac_call_release(s->call);
     }
-    json_decref(s->value);
     ac_hook_target_clear(&s->target);
   }
   json_t *body = json_pack("{s:o, s:o, s:I}", "results", results, "errors", errors, "tookMs",
@@ -120,15 +123,18 @@ static void release_one(query_run *run) {
 
 static void call_done(ac_call *c, void *ud) {
   slot *s = ud;
-  s->out = *ac_call_outcome(c);
-  s->init_out = *ac_call_init_outcome(c);
-  s->init_ran = ac_call_init_ran(c);
-  s->value = ac_call_take_result(c);
-  ac_hook_record(s->run->env, &s->target, AC_HOOK_QUERY, s->init_ran ? &s->init_out : NULL,
-                 &s->out);
-  s->call = NULL;
-  ac_call_release(c);
+  ac_hook_record(s->run->env, &s->target, AC_HOOK_QUERY,
+                 ac_call_init_ran(c) ? ac_call_init_outcome(c) : NULL, ac_call_outcome(c));
   release_one(s->run);
+}
+
+/* Keeps why a plugin was not called; NULL (reported as out of memory) when
+ * even that cannot be kept. */
+static ac_outcome *keep_outcome(const ac_outcome *out) {
+  ac_outcome *copy = malloc(sizeof *copy);
+  if (copy)
+    *copy = *out;
+  return copy;
 }
 
 void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, const char *ns,
@@ -161,8 +167,11 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     const json_t *entry = json_array_get(plugins, i);
     snprintf(s->plugin, sizeof s->plugin, "%s",
              json_string_value(json_object_get(entry, "pluginId")));
+    ac_outcome early;
     s->state = ac_hook_target_prepare(env, run->ns, dept ? run->dept : NULL, entry,
-                                      AC_CAP_AGENT_QUERY, &s->target, &s->early);
+                                      AC_CAP_AGENT_QUERY, &s->target, &early);
+    if (s->state < 0)
+      s->early = keep_outcome(&early);
   }
   /* one slice for the whole request, shared fairly: each call gets what
    * is left divided by the calls still to start, so a plugin that spins
@@ -183,10 +192,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
                          deadline, 0};
     s->call = ac_call_new(env->calls, &spec, call_done, s);
     if (!s->call) {
-      s->state = -1;
-      memset(&s->early, 0, sizeof s->early);
-      s->early.kind = AC_OUTCOME_ERROR;
-      snprintf(s->early.message, sizeof s->early.message, "out of memory starting a call");
+      s->state = -1; /* early stays NULL: out of memory */
       continue;
     }
     pthread_mutex_lock(&run->lock);
