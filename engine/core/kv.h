@@ -10,6 +10,7 @@
 
 #define AC_KV_KEY_MAX 200          /* bytes */
 #define AC_KV_VALUE_MAX (64 * 1024) /* bytes of JSON text */
+#define AC_KV_TTL_MAX 315360000    /* seconds: ten years */
 
 typedef struct ac_kv ac_kv;
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,6 +61,14 @@ int ac_log_level_parse(const char *s) {
 }
 
 size_t ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields) {
+  size_t written = 0;
+  ac_log_within(log, level, msg, fields, SIZE_MAX, &written);
+  return written;
+}
+
+int ac_log_within(ac_logger *log, ac_log_level level, const char *msg, json_t *fields,
+                  size_t room, size_t *written) {
+  *written = 0;
   if (!ac_log_enabled(log, level)) {
     json_decref(fields);
     return 0;
@@ -85,11 +94,16 @@ size_t ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *field
   if (!text)
     return 0;
   size_t len = strlen(text);
+  if (len + 1 > room) { /* the newline counts too */
+    free(text);
+    return -1;
+  }
   pthread_mutex_lock(&log->lock);
   log->sink(log->ud, level, text, len);
   pthread_mutex_unlock(&log->lock);
   free(text);
-  return len;
+  *written = len + 1;
+  return 0;
 }
 
 void ac_logf(ac_logger *log, ac_log_level level, const char *fmt, ...) {

@@ -28,8 +28,15 @@ int ac_log_enabled(const ac_logger *log, ac_log_level level);
 
 /* Writes one line {"ts","level","msg", ...fields}. `fields` is a JSON
  * object or NULL and is consumed (its reference is stolen). Thread-safe.
- * A NULL logger drops the line. Returns the line's length (0 if dropped). */
+ * A NULL logger drops the line. Returns the bytes written, newline
+ * included (0 if dropped). */
 size_t ac_log(ac_logger *log, ac_log_level level, const char *msg, json_t *fields);
+
+/* ac_log, but only when the whole line as written (escaping and fields
+ * included, newline too) fits in room bytes: -1 and nothing written when it
+ * does not. *written: the bytes written. */
+int ac_log_within(ac_logger *log, ac_log_level level, const char *msg, json_t *fields,
+                  size_t room, size_t *written);
 
 /* printf-style convenience for lines without fields. */
 void ac_logf(ac_logger *log, ac_log_level level, const char *fmt, ...)

@@ -8,6 +8,7 @@
  * plain tables first, since cjson does not see through metatables. */
 #include "lua/bind_json.h"
 #include "lua/sandbox.h"
+#include "lua/vm.h"
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
@@ -17,23 +18,31 @@
 
 typedef struct walk {
   size_t bytes;
+  size_t nodes;
   int views; /* read-only views met */
 } walk;
+
+static void add_bytes(lua_State *L, walk *w, size_t n) {
+  w->bytes += n;
+  if (w->bytes > AC_JSON_ENCODE_LIMIT)
+    luaL_error(L, "json.encode: result would exceed %d MiB", (int)(AC_JSON_ENCODE_LIMIT >> 20));
+}
 
 static void measure(lua_State *L, int idx, int depth, walk *w) {
   if (depth > AC_JSON_DEPTH_LIMIT)
     luaL_error(L, "json.encode: nesting deeper than %d (cyclic table?)", AC_JSON_DEPTH_LIMIT);
-  if (w->bytes > AC_JSON_ENCODE_LIMIT)
-    luaL_error(L, "json.encode: result would exceed %d MiB", (int)(AC_JSON_ENCODE_LIMIT >> 20));
+  /* shared tables are walked each time they are met: the deadline holds */
+  if ((++w->nodes & 4095) == 0)
+    ac_vm_checkpoint(L);
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
   case LUA_TSTRING:
-    w->bytes += lua_rawlen(L, idx) * 6 + 2;
+    add_bytes(L, w, lua_rawlen(L, idx) * 6 + 2); /* every byte may be escaped */
     return;
   case LUA_TTABLE:
     break;
   default:
-    w->bytes += 32;
+    add_bytes(L, w, 32);
     return;
   }
   if (ac_sandbox_readonly_target(L, idx)) {
@@ -43,18 +52,20 @@ static void measure(lua_State *L, int idx, int depth, walk *w) {
     return;
   }
   luaL_checkstack(L, 4, "json.encode");
-  w->bytes += 2;
+  add_bytes(L, w, 2);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     measure(L, -2, depth + 1, w);
     measure(L, -1, depth + 1, w);
-    w->bytes += 2;
+    add_bytes(L, w, 2);
     lua_pop(L, 1);
   }
 }
 
 /* Pushes a plain copy of the value at idx with views replaced by copies of
- * their tables. Depth was already checked by measure. */
+ * their tables, in the state's memory. No metatable is copied: cjson reads
+ * tables raw, and a copied metatable could bring a __gc that setmetatable
+ * would have refused. Depth and size were already checked by measure. */
 static void unview(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -76,14 +87,12 @@ static void unview(lua_State *L, int idx) {
     lua_rawset(L, copy);
     lua_pop(L, 1);
   }
-  if (lua_getmetatable(L, idx)) /* keep cjson's array marker metatables */
-    lua_setmetatable(L, copy);
 }
 
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  walk w = {0, 0};
+  walk w = {0, 0, 0};
   measure(L, 1, 0, &w);
   if (w.views) {
     unview(L, 1);
@@ -122,8 +131,11 @@ void ac_json_open(lua_State *L) {
   lua_setfield(L, -2, "decode");
   lua_getfield(L, cjson, "null");
   lua_setfield(L, -2, "null");
+  /* one module table serves every call of the state: read-only, so no
+   * call can change json.encode under the next */
+  ac_sandbox_push_readonly(L, -1, "json");
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 void ac_json_push_module(lua_State *L) { lua_getfield(L, LUA_REGISTRYINDEX, MODULE_KEY); }

@@ -87,8 +87,11 @@ static int log_at(lua_State *L, ac_log_level level) {
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     ac_err err;
-    if (ac_lua_to_json(L, 2, 0, &fields, &err) != AC_OK)
+    if (ac_lua_to_json(L, 2, 0, &fields, &err) != AC_OK) {
+      if (err.code == AC_ERR_TIMEOUT)
+        ac_vm_checkpoint(L);
       return luaL_error(L, "log fields: %s", err.msg);
+    }
     if (!json_is_object(fields)) {
       json_decref(fields);
       return luaL_error(L, "log fields must be a table with string keys");
@@ -197,13 +200,17 @@ static int db_set_now(lua_State *L) {
   const char *key = check_key(L);
   luaL_checkany(L, 2);
   lua_Integer ttl = luaL_optinteger(L, 3, 0);
-  luaL_argcheck(L, ttl >= 0, 3, "ttlSeconds must be positive");
+  luaL_argcheck(L, ttl >= 0 && ttl <= AC_KV_TTL_MAX, 3,
+                "ttlSeconds must be from 0 (no expiry) to 315360000 (ten years)");
   if (!ctx->kv)
     return luaL_error(L, "context.db is not available here");
   json_t *v = NULL;
   ac_err err = {0};
-  if (ac_lua_to_json(L, 2, 0, &v, &err) != AC_OK)
+  if (ac_lua_to_json(L, 2, 0, &v, &err) != AC_OK) {
+    if (err.code == AC_ERR_TIMEOUT)
+      ac_vm_checkpoint(L);
     return luaL_error(L, "db.set: %s", err.msg);
+  }
   char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   json_decref(v);
   if (!text)

@@ -1,6 +1,7 @@
 /* convert.c — jansson <-> Lua conversion with limits. */
 #include "lua/convert.h"
 #include "lua/sandbox.h"
+#include "lua/vm.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -60,6 +61,7 @@ void ac_lua_push_json(lua_State *L, const json_t *value, int readonly, const cha
 typedef struct conv {
   lua_State *L;
   size_t bytes;
+  size_t nodes; /* values converted: shared tables count each time met */
   int empty_as_array;
   ac_err *err;
   size_t path_len;
@@ -145,7 +147,7 @@ static int string_value(conv *c, int idx, json_t **out) {
 static int table_value(conv *c, int idx, int depth, json_t **out) {
   lua_State *L = c->L;
   if (ac_sandbox_readonly_target(L, idx)) {
-    int rc = to_json(c, lua_gettop(L), depth, out);
+    int rc = to_json(c, lua_gettop(L), depth + 1, out);
     lua_pop(L, 1);
     return rc;
   }
@@ -211,6 +213,11 @@ static int to_json(conv *c, int idx, int depth, json_t **out) {
   *out = NULL;
   if (depth > AC_CONVERT_DEPTH_MAX)
     return fail(c, "nesting deeper than %s levels (cyclic table?)", "64");
+  if (++c->nodes > AC_CONVERT_NODES_MAX)
+    return fail(c, "more than %s values (a table met twice counts twice)", "262144");
+  /* a walk of many nodes stays inside the call's time */
+  if ((c->nodes & 4095) == 0 && ac_vm_stopping(L))
+    return ac_err_set(c->err, AC_ERR_TIMEOUT, "the call's time ran out");
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     *out = json_null();
@@ -245,6 +252,6 @@ static int to_json(conv *c, int idx, int depth, json_t **out) {
 }
 
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err) {
-  conv c = {L, 0, empty_as_array, err, 0, ""};
+  conv c = {L, 0, 0, empty_as_array, err, 0, ""};
   return to_json(&c, lua_absindex(L, idx), 0, out);
 }

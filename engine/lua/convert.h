@@ -10,6 +10,7 @@
 
 #define AC_CONVERT_DEPTH_MAX 64
 #define AC_CONVERT_BYTES_MAX (8u << 20) /* strings and keys one result may hold */
+#define AC_CONVERT_NODES_MAX (1u << 18) /* values one result may hold */
 
 /* Pushes value as Lua: objects and arrays become tables, null becomes
  * json.null (cjson's null), integers stay integers. With readonly set,
@@ -22,9 +23,13 @@ void ac_lua_push_json(lua_State *L, const json_t *value, int readonly, const cha
  * Other tables need string keys (integer keys are written as strings).
  * Refuses functions, userdata (but json.null), threads, NaN/inf, invalid
  * UTF-8, nesting beyond AC_CONVERT_DEPTH_MAX (and so cycles) and results
- * over AC_CONVERT_BYTES_MAX. Read-only views convert as their tables.
- * Errors name the path ("result[1].data.x: functions cannot be JSON").
- * Never raises. *out: caller decrefs. */
+ * over AC_CONVERT_BYTES_MAX or AC_CONVERT_NODES_MAX values (a table
+ * referenced twice counts twice: the JSON holds it twice). Read-only views
+ * convert as their tables, one level deeper. Errors name the path
+ * ("result[1].data.x: functions cannot be JSON"). Inside a call, a walk
+ * past the call's deadline stops with AC_ERR_TIMEOUT: the caller then
+ * raises the timeout with ac_vm_checkpoint. Never raises itself.
+ * *out: caller decrefs. */
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err);
 
 #endif

@@ -131,7 +131,7 @@ static int in_set(int c, const char *open, const char *close) {
 /* One past the single-character item starting at p (a byte, '.', %x or a
  * set); raises on a malformed escape or set. */
 static const char *item_end(mstate *ms, const char *p) {
-  const char *end = ms->pat_end;
+  const char *end = ms->pat_end, *start = p;
   char c = *p++;
   if (c == '%') {
     if (p == end)
@@ -150,9 +150,16 @@ static const char *item_end(mstate *ms, const char *p) {
       if (c == '%' && p < end)
         p++;
     } while (p == end || *p != ']');
+    charge(ms, (p - start) / 8); /* a long set costs its length */
     return p + 1;
   }
   return p;
+}
+
+/* What testing one subject byte against the item [p, ep) costs, in steps
+ * times 8: a set is scanned member by member. */
+static inline ptrdiff_t item_cost(const char *p, const char *ep) {
+  return *p == '[' ? ep - p : 1;
 }
 
 /* Whether the subject byte at s matches the item [p, ep). */
@@ -178,10 +185,15 @@ static const char *match(mstate *ms, const char *s, const char *p);
  * possible, then give back one at a time until the rest matches. */
 static const char *greedy(mstate *ms, const char *s, const char *p,
                           const char *ep) {
-  ptrdiff_t n = 0;
-  while (item_match(ms, s + n, p, ep))
+  ptrdiff_t n = 0, cost = item_cost(p, ep);
+  /* charged as it runs, not after: with a long set every byte is a scan */
+  ptrdiff_t every = cost >= 64 ? 1 : 256;
+  while (item_match(ms, s + n, p, ep)) {
     n++;
-  charge(ms, n / 8);
+    if (n % every == 0)
+      charge(ms, every * cost / 8);
+  }
+  charge(ms, (n % every) * cost / 8);
   for (; n >= 0; n--) {
     const char *r = match(ms, s + n, ep + 1);
     if (r != NULL)
@@ -193,10 +205,12 @@ static const char *greedy(mstate *ms, const char *s, const char *p,
 /* item-: try the rest first, taking one more byte after each failure. */
 static const char *lazy(mstate *ms, const char *s, const char *p,
                         const char *ep) {
+  ptrdiff_t cost = item_cost(p, ep) / 8;
   for (;;) {
     const char *r = match(ms, s, ep + 1);
     if (r != NULL)
       return r;
+    charge(ms, cost);
     if (!item_match(ms, s, p, ep))
       return NULL;
     s++;
@@ -315,6 +329,7 @@ static const char *match(mstate *ms, const char *s, const char *p) {
         if (p == end || *p != '[')
           luaL_error(ms->L, "missing '[' after '%%f' in pattern");
         ep = item_end(ms, p);
+        charge(ms, item_cost(p, ep) / 4); /* two scans of the set */
         before = (s == ms->subj) ? 0 : (unsigned char)s[-1];
         here = (s < ms->subj_end) ? (unsigned char)*s : 0;
         if (in_set(before, p, ep - 1) || !in_set(here, p, ep - 1)) {
@@ -338,6 +353,7 @@ static const char *match(mstate *ms, const char *s, const char *p) {
     /* A single-character item, maybe followed by a quantifier. */
     ep = item_end(ms, p);
     q = (ep < end) ? *ep : '\0';
+    charge(ms, item_cost(p, ep) / 8);
     if (!item_match(ms, s, p, ep)) {
       if (q == '*' || q == '?' || q == '-') {
         p = ep + 1; /* zero repetitions are fine */

@@ -1,6 +1,7 @@
 /* sandbox.c — allow-listed globals and the guards around them. */
 #include "lua/sandbox.h"
 #include "lua/bind_json.h"
+#include "lua/bounded_lib.h"
 #include "lua/context.h"
 #include "lua/lpattern.h"
 #include "lua/vm.h"
@@ -10,9 +11,12 @@
 #include <lualib.h>
 #include <string.h>
 
-#define READONLY_MARK "__ac_readonly"
-
 /* ---- read-only views -------------------------------------------------- */
+
+/* A view is an empty table whose metatable has __index = the target and
+ * __newindex = ro_newindex. It is recognised by that C function, which no
+ * plugin can obtain (the metatable is protected and the debug library is
+ * absent): a metatable a plugin builds can never pass for a view. */
 
 static int ro_newindex(lua_State *L) {
   lua_getmetatable(L, 1);
@@ -20,61 +24,71 @@ static int ro_newindex(lua_State *L) {
   return luaL_error(L, "%s is read-only", lua_tostring(L, -1));
 }
 
-static int ro_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
+int ac_sandbox_readonly_target(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+    return 0;
+  lua_pushliteral(L, "__newindex");
+  lua_rawget(L, -2);
+  int is_view = lua_tocfunction(L, -1) == ro_newindex;
+  lua_pop(L, 1);
+  if (is_view) {
+    lua_pushliteral(L, "__index");
+    is_view = lua_rawget(L, -2) == LUA_TTABLE;
+    if (!is_view)
+      lua_pop(L, 1);
+  }
+  if (!is_view) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_remove(L, -2);
   return 1;
 }
 
-static int raw_next(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+static int ro_len(lua_State *L) {
+  lua_Integer n = 0;
+  if (ac_sandbox_readonly_target(L, 1))
+    n = (lua_Integer)lua_rawlen(L, -1);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* pairs(view) walks the target without handing it out */
+static int ro_next(lua_State *L) {
   lua_settop(L, 2);
-  if (lua_next(L, 1))
+  if (!ac_sandbox_readonly_target(L, 1))
+    return luaL_argerror(L, 1, "read-only table expected");
+  lua_insert(L, 2);
+  if (lua_next(L, 2))
     return 2;
   lua_pushnil(L);
   return 1;
 }
 
 static int ro_pairs(lua_State *L) {
-  lua_pushcfunction(L, raw_next);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcfunction(L, ro_next);
+  lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
 }
 
 void ac_sandbox_push_readonly(lua_State *L, int idx, const char *name) {
   idx = lua_absindex(L, idx);
-  lua_newtable(L);                 /* the view */
-  lua_createtable(L, 0, 7);        /* its metatable */
+  lua_newtable(L);          /* the view */
+  lua_createtable(L, 0, 6); /* its metatable: light C functions, no closures */
   lua_pushvalue(L, idx);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, ro_newindex);
   lua_setfield(L, -2, "__newindex");
-  lua_pushvalue(L, idx);
-  lua_pushcclosure(L, ro_len, 1);
+  lua_pushcfunction(L, ro_len);
   lua_setfield(L, -2, "__len");
-  lua_pushvalue(L, idx);
-  lua_pushcclosure(L, ro_pairs, 1);
+  lua_pushcfunction(L, ro_pairs);
   lua_setfield(L, -2, "__pairs");
   lua_pushstring(L, name);
   lua_setfield(L, -2, "__name");
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
-  lua_pushvalue(L, idx);
-  lua_setfield(L, -2, READONLY_MARK);
   lua_setmetatable(L, -2);
-}
-
-int ac_sandbox_readonly_target(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
-    return 0;
-  lua_pushliteral(L, READONLY_MARK);
-  lua_rawget(L, -2);
-  if (lua_type(L, -1) != LUA_TTABLE) {
-    lua_pop(L, 2);
-    return 0;
-  }
-  lua_remove(L, -2);
-  return 1;
 }
 
 /* ---- guarded base functions ------------------------------------------ */
@@ -89,6 +103,13 @@ static int sb_setmetatable(lua_State *L) {
     lua_pop(L, 1);
     if (t != LUA_TNIL)
       return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
+    /* a __call that is itself a callable table lets Lua chain calls inside
+     * C, growing the stack each time, for minutes */
+    lua_pushliteral(L, "__call");
+    t = lua_rawget(L, 2);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+      return luaL_error(L, "setmetatable: __call must be a function in the sandbox");
   }
   if (ac_sandbox_readonly_target(L, 1))
     return luaL_error(L, "setmetatable: cannot change a read-only table");
@@ -494,6 +515,9 @@ void ac_sandbox_open(lua_State *L) {
   lua_setfield(L, G, "string");
 
   allowed_lib(L, luaopen_table, table_names);
+  lua_getfield(L, G, "string");
+  ac_bounded_install(L, -1, -2);
+  lua_pop(L, 1);
   lua_setfield(L, G, "table");
   allowed_lib(L, luaopen_math, math_names);
   lua_setfield(L, G, "math");

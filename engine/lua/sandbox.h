@@ -17,7 +17,9 @@ void ac_sandbox_open(lua_State *L);
 void ac_sandbox_push_readonly(lua_State *L, int idx, const char *name);
 
 /* The table a read-only view stands for (pushes it), or returns 0 and
- * pushes nothing when the value at idx is not a view. Raw access only. */
+ * pushes nothing when the value at idx is not a view. Raw access only; a
+ * view is recognised by a C function plugins cannot reach, so no table a
+ * plugin builds passes for one. */
 int ac_sandbox_readonly_target(lua_State *L, int idx);
 
 #endif

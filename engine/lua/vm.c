@@ -207,13 +207,31 @@ const char *ac_vm_namespace(lua_State *L) { return ac_vm_of(L)->ns; }
 
 /* ---- raising typed failures ------------------------------------------ */
 
+/* A typed failure is only that if its own error value ends the call: a
+ * plugin that catches it with pcall and then fails otherwise gets a plain
+ * error. The value is kept in the registry for the comparison. */
+#define TYPED_ERROR_KEY "ac.typed_error"
+
+static int raise_typed(lua_State *L) {
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, TYPED_ERROR_KEY);
+  return lua_error(L);
+}
+
+static int ends_with_typed_error(lua_State *from) {
+  lua_getfield(from, LUA_REGISTRYINDEX, TYPED_ERROR_KEY);
+  int same = !lua_isnil(from, -1) && lua_rawequal(from, -1, -2);
+  lua_pop(from, 1);
+  return same;
+}
+
 int ac_vm_raise_contract(lua_State *L, const char *fmt, ...) {
   ac_vm_of(L)->contract_failed = 1;
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
   va_end(ap);
-  return lua_error(L);
+  return raise_typed(L);
 }
 
 int ac_vm_raise_retry(lua_State *L, const char *message, int delay_s) {
@@ -223,10 +241,17 @@ int ac_vm_raise_retry(lua_State *L, const char *message, int delay_s) {
   luaL_where(L, 1);
   lua_pushstring(L, message);
   lua_concat(L, 2);
-  return lua_error(L);
+  return raise_typed(L);
 }
 
 /* ---- logging from plugins -------------------------------------------- */
+
+/* The call's log is full: one line says so, nothing more is written. */
+static void truncate_log(ac_vm *vm) {
+  vm->log_truncated = 1;
+  json_t *f = json_pack("{s:s, s:s?}", "plugin", vm->plugin_id, "namespace", vm->ns);
+  ac_log(vm->cfg.log, AC_LOG_WARN, "log truncated", f);
+}
 
 void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields) {
   ac_vm *vm = ac_vm_of(L);
@@ -234,13 +259,11 @@ void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, js
     json_decref(fields);
     return;
   }
-  /* a line costs its text plus the fixed members; checked before writing
-   * so no single line crosses the cap */
+  /* the cap counts each line as written (escaping, fields, the engine's
+   * members); a line that would cross it is not written */
   if (vm->logged_bytes + len + 128 > AC_LOG_CALL_LIMIT) {
-    vm->log_truncated = 1;
     json_decref(fields);
-    json_t *f = json_pack("{s:s, s:s?}", "plugin", vm->plugin_id, "namespace", vm->ns);
-    ac_log(vm->cfg.log, AC_LOG_WARN, "log truncated", f);
+    truncate_log(vm);
     return;
   }
   if (!json_is_object(fields)) {
@@ -251,12 +274,13 @@ void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, js
   if (vm->ns)
     json_object_set_new(fields, "namespace", json_string(vm->ns));
   json_t *m = json_stringn(msg, len);
-  if (!m) {
-    vm->logged_bytes += ac_log(vm->cfg.log, level, "(message is not valid UTF-8)", fields);
-    return;
-  }
-  vm->logged_bytes += ac_log(vm->cfg.log, level, json_string_value(m), fields);
+  size_t written = 0;
+  int rc = ac_log_within(vm->cfg.log, level, m ? json_string_value(m) : "(message is not valid UTF-8)",
+                         fields, AC_LOG_CALL_LIMIT - vm->logged_bytes, &written);
   json_decref(m);
+  vm->logged_bytes += written;
+  if (rc != 0)
+    truncate_log(vm);
 }
 
 /* ---- calls ------------------------------------------------------------ */
@@ -314,6 +338,8 @@ static void call_enter(ac_vm *vm, const char *ns, int64_t deadline_ms) {
   vm->deadline_ms = deadline_ms;
   vm->timed_out = vm->memory_exceeded = vm->contract_failed = vm->retry_requested = 0;
   vm->retry_delay_s = -1;
+  lua_pushnil(vm->L);
+  lua_setfield(vm->L, LUA_REGISTRYINDEX, TYPED_ERROR_KEY);
   vm->ns = ns;
   vm->logged_bytes = 0;
   vm->log_truncated = 0;
@@ -336,11 +362,12 @@ static void call_leave(ac_vm *vm, int status, lua_State *from, ac_outcome *out) 
     snprintf(out->message, sizeof out->message, "timeout: call exceeded %d ms", vm->cfg.timeout_ms);
   } else if (status != LUA_OK) {
     describe_error(from, status, out->message, sizeof out->message);
-    if (vm->contract_failed)
+    int typed = (vm->contract_failed || vm->retry_requested) && ends_with_typed_error(from);
+    if (vm->contract_failed && typed)
       out->kind = AC_OUTCOME_CONTRACT;
     else if (status == LUA_ERRMEM)
       out->kind = AC_OUTCOME_MEMORY;
-    else if (vm->retry_requested) {
+    else if (vm->retry_requested && typed) {
       out->kind = AC_OUTCOME_RETRY;
       out->retry_delay_s = vm->retry_delay_s;
     } else

@@ -174,8 +174,11 @@ static void read_tools(lua_State *L, int t, ac_plugin_info *info) {
     ac_vm_raise_contract(L, "field \"tools\" must be an array, got %s", lua_typename(L, type));
   json_t *tools = NULL;
   ac_err err;
-  if (ac_lua_to_json(L, -1, 1, &tools, &err) != AC_OK)
+  if (ac_lua_to_json(L, -1, 1, &tools, &err) != AC_OK) {
+    if (err.code == AC_ERR_TIMEOUT)
+      ac_vm_checkpoint(L);
     ac_vm_raise_contract(L, "field \"tools\": %s", err.msg);
+  }
   info->tools = tools;
   if (!json_is_array(tools))
     ac_vm_raise_contract(L, "field \"tools\" must be an array");
@@ -435,8 +438,11 @@ static void call_collect(lua_State *L, void *ud) {
   lua_settop(L, 1);
   ac_err err = {0};
   int is_query = strcmp(a->hook, AC_HOOK_QUERY) == 0;
-  if (ac_lua_to_json(L, 1, is_query, &a->result, &err) != AC_OK)
+  if (ac_lua_to_json(L, 1, is_query, &a->result, &err) != AC_OK) {
+    if (err.code == AC_ERR_TIMEOUT)
+      ac_vm_checkpoint(L);
     luaL_error(L, "%s returned a value that is not JSON: %s", a->hook, err.msg);
+  }
 }
 
 static ac_vm_step call_step(ac_vm *vm, struct call_args *args, int64_t slice_us,

@@ -3,6 +3,7 @@
  *
  * Header lines of a fixture:
  *   -- stage: load          (default: call onAgentQuery)
+ *   -- stage: approval      call onApprovalCreated, context.retry allowed
  *   -- expect: KIND         ok|error|timeout|memory|contract
  *   -- message: TEXT        must appear in the outcome's message
  *   -- result: JSON         the hook's result, compared as JSON
@@ -70,6 +71,7 @@ typedef struct call_job {
   json_t *result;
   ac_outcome out;
   int init;
+  const char *hook;
 } call_job;
 
 static void job_run(void *arg) {
@@ -79,7 +81,7 @@ static void job_run(void *arg) {
     if (j->out.kind != AC_OUTCOME_OK)
       return;
   }
-  ac_plugin_call(j->vm, AC_HOOK_QUERY, j->query, &j->ctx, &j->result, &j->out);
+  ac_plugin_call(j->vm, j->hook, j->query, &j->ctx, &j->result, &j->out);
 }
 
 static void job_free(void *arg) {
@@ -105,6 +107,7 @@ static void assert_engine_healthy(const ac_plugin_limits *limits) {
   j.query = json_pack("{s:s}", "text", "ping");
   j.ctx = (ac_call_context){.namespace_id = "ns", .plugin_id = "full-sample", .kv = j.kv};
   j.init = 1;
+  j.hook = AC_HOOK_QUERY;
   job_run(&j);
   assert_int_equal(j.out.kind, AC_OUTCOME_OK);
   const char *title = json_string_value(json_object_get(json_array_get(j.result, 0), "title"));
@@ -138,6 +141,11 @@ static void run_fixture(const fixture *f, ac_test_log *log) {
     j->ctx = (ac_call_context){.namespace_id = "ns", .plugin_id = ac_plugin_get_info(p)->id,
                                .config = j->config, .kv = j->kv};
     j->init = ac_plugin_get_info(p)->has_init;
+    j->hook = AC_HOOK_QUERY;
+    if (!strcmp(f->stage, "approval")) {
+      j->hook = AC_HOOK_APPROVAL;
+      j->ctx.allow_retry = 1;
+    }
     ac_guard_job gj = {job_run, job_free, j};
     int64_t call_start = ac_clock_mono_ms();
     int rc = ac_guard_run(&gj, call_start + limits.timeout_ms + 500);
@@ -145,10 +153,9 @@ static void run_fixture(const fixture *f, ac_test_log *log) {
       fail_msg("%s: the call held its caller %lld ms", f->path,
                (long long)(ac_clock_mono_ms() - call_start));
     if (rc == AC_ERR_TIMEOUT) {
-      /* stuck in C and abandoned: the caller was released in time */
-      memset(&out, 0, sizeof out);
-      out.kind = AC_OUTCOME_TIMEOUT;
-      snprintf(out.message, sizeof out.message, "timeout (abandoned)");
+      /* stuck in C past the deadline: the guard released the caller, but
+       * every path a plugin reaches must keep to the deadline itself */
+      fail_msg("%s: the call was abandoned stuck in C", f->path);
     } else {
       assert_int_equal(rc, AC_OK);
       out = j->out;
