@@ -264,6 +264,9 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
   job.ctx.namespace_id = ns;
   job.ctx.plugin_id = info->id;
   job.ctx.config = config;
+  /* the plugin's log lines are redacted as in the server */
+  json_t *secrets = ac_schema_secret_values(info->schema, config);
+  job.ctx.secrets = secrets;
   job.ctx.kv = kv;
   job.ctx.http = http.client;
   job.ctx.allow_retry = strcmp(hook, AC_HOOK_APPROVAL) == 0 || strcmp(hook, AC_HOOK_DOCUMENT) == 0;
@@ -304,6 +307,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
   ac_kv_free(kv);
   run_http_free(&http);
   json_decref(event);
+  json_decref(secrets);
   json_decref(config);
   ac_plugin_free(p);
   ac_logger_free(log);

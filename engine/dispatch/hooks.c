@@ -48,22 +48,6 @@ static void fail(ac_outcome *out, ac_outcome_kind kind, const char *fmt, const c
   snprintf(out->message, sizeof out->message, fmt, a);
 }
 
-/* Collects the strings at writeOnly locations: the masked copy has the
- * mask exactly where the config has a secret. */
-static void collect_secrets(const json_t *config, const json_t *masked, json_t *out) {
-  if (json_is_string(masked) && strcmp(json_string_value(masked), AC_SECRET_MASK) == 0 &&
-      json_is_string(config)) {
-    json_array_append(out, (json_t *)config);
-  } else if (json_is_object(config) && json_is_object(masked)) {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)config, k, v) collect_secrets(v, json_object_get(masked, k), out);
-  } else if (json_is_array(config) && json_is_array(masked)) {
-    for (size_t i = 0; i < json_array_size(config); i++)
-      collect_secrets(json_array_get(config, i), json_array_get(masked, i), out);
-  }
-}
-
 /* Defaults applied, validated against the version's schema, secrets
  * collected: {"config","secrets"}, or {"error"} when the stored config no
  * longer fits a new version's schema. */
@@ -89,10 +73,7 @@ static json_t *prepare_config(const ac_plugin_info *info, const json_t *stored) 
     return json_pack("{s:s}", "error", msg);
   }
   json_decref(errors);
-  json_t *masked = ac_schema_mask_secrets(info->schema, config);
-  json_t *secrets = json_array();
-  collect_secrets(config, masked, secrets);
-  json_decref(masked);
+  json_t *secrets = ac_schema_secret_values(info->schema, config);
   /* names this prepared config for good: a state builds its context table
    * once per serial */
   static atomic_ullong next_serial = 1;

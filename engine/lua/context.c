@@ -55,9 +55,27 @@ static void redact_json(const json_t *secrets, json_t *v) {
       json_string_setn(v, b.data, b.len);
     ac_buf_free(&b);
   } else if (json_is_object(v)) {
+    /* keys too: a secret used as a field name must not show either */
     const char *k;
-    json_t *x;
-    json_object_foreach(v, k, x) redact_json(secrets, x);
+    json_t *x, *renamed = NULL;
+    void *tmp;
+    json_object_foreach_safe(v, tmp, k, x) {
+      redact_json(secrets, x);
+      ac_buf b = AC_BUF_INIT(AC_LOG_CALL_LIMIT * 2);
+      size_t klen = strlen(k);
+      redact(secrets, k, klen, &b);
+      if (b.data && (b.len != klen || memcmp(b.data, k, klen) != 0)) {
+        if (!renamed)
+          renamed = json_object();
+        json_object_setn(renamed, b.data, b.len, x);
+        json_object_del(v, k);
+      }
+      ac_buf_free(&b);
+    }
+    if (renamed) {
+      json_object_update(v, renamed);
+      json_decref(renamed);
+    }
   } else if (json_is_array(v)) {
     size_t i;
     json_t *x;

@@ -4,6 +4,7 @@
 #include "plugin/plugin.h"
 #include "core/clock.h"
 #include "lua/convert.h"
+#include "lua/guard.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -310,6 +311,37 @@ static void fail(ac_outcome *out, ac_outcome_kind kind, const char *fmt, const c
   snprintf(out->message, sizeof out->message, fmt, a, b);
 }
 
+/* ---- guarded loading ------------------------------------------------------ */
+
+#define LOAD_GRACE_MS 500 /* past the timeout, before a stuck load is left */
+
+typedef struct load_job {
+  ac_plugin *p;
+  ac_outcome out;
+  int ok;
+} load_job;
+
+static void load_run(void *arg) {
+  load_job *job = arg;
+  ac_plugin *p = job->p;
+  ac_vm_config cfg = vm_config(&p->limits, NULL);
+  ac_err err = {0};
+  if (ac_vm_new(&cfg, &p->vm, &err) != AC_OK) {
+    fail(&job->out, AC_OUTCOME_MEMORY, "%s%s", "", err.msg);
+    return;
+  }
+  if (run_load(p->vm, p->path, p->source, p->source_len, &p->info, &job->out) != AC_OK)
+    return;
+  ac_vm_set_plugin_id(p->vm, p->info.id);
+  job->ok = 1;
+}
+
+static void load_abandoned(void *arg) {
+  load_job *job = arg;
+  ac_plugin_free(job->p);
+  free(job);
+}
+
 void ac_plugin_load_source(const char *chunkname, const char *src, size_t len,
                            const ac_plugin_limits *limits, ac_plugin **plugin, ac_outcome *out) {
   *plugin = NULL;
@@ -332,19 +364,38 @@ void ac_plugin_load_source(const char *chunkname, const char *src, size_t len,
   p->source_len = len;
   p->limits = *limits;
 
-  ac_vm_config cfg = vm_config(limits, NULL);
-  ac_err err = {0};
-  if (ac_vm_new(&cfg, &p->vm, &err) != AC_OK) {
-    fail(out, AC_OUTCOME_MEMORY, "%s%s", "", err.msg);
+  /* the file's top level is plugin code like any hook: it runs on a
+   * guarded thread, so a stall inside C cannot hold the caller (the reload
+   * thread, `plugin check`) past the timeout */
+  load_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    fail(out, AC_OUTCOME_MEMORY, "%s%s", "out of memory loading ", chunkname);
     ac_plugin_free(p);
     return;
   }
-  if (run_load(p->vm, p->path, p->source, p->source_len, &p->info, out) != AC_OK) {
-    ac_plugin_free(p);
+  job->p = p;
+  ac_guard_job gj = {load_run, load_abandoned, job};
+  int rc = ac_guard_run(&gj, ac_clock_mono_ms() + limits->timeout_ms + LOAD_GRACE_MS);
+  if (rc == AC_ERR_TIMEOUT) { /* the thread frees the job when it ends */
+    char msg[128];
+    snprintf(msg, sizeof msg, "timeout: loading did not end within %d ms (stuck in a C function)",
+             limits->timeout_ms);
+    fail(out, AC_OUTCOME_TIMEOUT, "%s%s", "", msg);
     return;
   }
-  ac_vm_set_plugin_id(p->vm, p->info.id);
-  *plugin = p;
+  if (rc != AC_OK) {
+    fail(out, AC_OUTCOME_ERROR, "%s%s", "", rc == AC_ERR_BUSY ? "busy: too many plugin loads are "
+         "stuck in C functions" : "out of memory starting the load");
+    ac_plugin_free(p);
+    free(job);
+    return;
+  }
+  *out = job->out;
+  if (job->ok)
+    *plugin = p;
+  else
+    ac_plugin_free(p);
+  free(job);
 }
 
 void ac_plugin_load(const char *path, const ac_plugin_limits *limits, ac_plugin **plugin,

@@ -11,11 +11,13 @@
 
 #define LUA_DEPTH_MAX 64          /* nested tables, any kind */
 #define LUA_BYTES_MAX (4u << 20)  /* strings and keys one schema may hold */
+#define LUA_TABLES_MAX 65536      /* tables written, a shared one each time */
 
 typedef struct lconv {
   lua_State *L;
   ac_err *err;
   size_t bytes;
+  size_t tables; /* tables entered: a shared sub-table expands each time */
   int depth;
   const void *open[LUA_DEPTH_MAX + 1]; /* tables on the current path */
   char path[768];
@@ -71,6 +73,8 @@ static int enter(lconv *c, int idx) {
       return fail(c, "a table cannot contain itself");
   if (c->depth >= LUA_DEPTH_MAX)
     return fail(c, "tables nested deeper than 64 levels");
+  if (++c->tables > LUA_TABLES_MAX)
+    return fail(c, "schema holds more than 65536 tables (a shared table counts each time)");
   if (!lua_checkstack(c->L, 8))
     return fail(c, "tables nested too deeply");
   c->open[c->depth++] = p;

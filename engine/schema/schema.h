@@ -57,6 +57,10 @@ int ac_schema_apply_defaults(const ac_schema *s, json_t *instance);
  * so: over-masking beats a leak). Caller decrefs; NULL on allocation failure. */
 json_t *ac_schema_mask_secrets(const ac_schema *s, const json_t *instance);
 
+/* The strings instance holds at writeOnly locations (as masked by
+ * ac_schema_mask_secrets): what logs must never show. A new array. */
+json_t *ac_schema_secret_values(const ac_schema *s, const json_t *instance);
+
 /* Where incoming holds AC_SECRET_MASK at a writeOnly location (as for
  * ac_schema_mask_secrets), puts the value stored at the same location back
  * (in place). With nothing stored there, an object member holding the mask is

@@ -1,5 +1,6 @@
-/* secrets.c — writeOnly values: masked in what the API shows, and a masked
- * value sent back keeps the stored secret. */
+/* secrets.c — writeOnly values: masked in what the API shows, a masked
+ * value sent back keeps the stored secret, and the values are collected
+ * for log redaction. */
 #include "schema/schema_int.h"
 
 #include <string.h>
@@ -159,4 +160,27 @@ int ac_schema_keep_masked_secrets(const ac_schema *s, json_t *incoming, const js
   if (ac_schema_node_is_secret(s->root))
     return AC_OK;
   return walk(s->root, incoming, stored, keep_visit, NULL);
+}
+
+/* The masked copy has the mask exactly where the instance has a secret. */
+static void collect_secrets(const json_t *config, const json_t *masked, json_t *out) {
+  if (json_is_string(masked) && strcmp(json_string_value(masked), AC_SECRET_MASK) == 0 &&
+      json_is_string(config)) {
+    json_array_append(out, (json_t *)config);
+  } else if (json_is_object(config) && json_is_object(masked)) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) collect_secrets(v, json_object_get(masked, k), out);
+  } else if (json_is_array(config) && json_is_array(masked)) {
+    for (size_t i = 0; i < json_array_size(config); i++)
+      collect_secrets(json_array_get(config, i), json_array_get(masked, i), out);
+  }
+}
+
+json_t *ac_schema_secret_values(const ac_schema *s, const json_t *instance) {
+  json_t *masked = ac_schema_mask_secrets(s, instance);
+  json_t *secrets = json_array();
+  collect_secrets(instance, masked, secrets);
+  json_decref(masked);
+  return secrets;
 }

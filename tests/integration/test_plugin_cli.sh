@@ -18,9 +18,13 @@ for f in "$SRC"/tests/lua/hostile/*.lua; do
   # a fixture may ask for a longer timeout for work that is slow to fail
   timeout_ms=$(sed -n 's/^-- timeout-ms: //p' "$f" | head -1)
   timeout_ms=${timeout_ms:-300}
+  hook=onAgentQuery event='{"text":"x"}'
+  if [ "$(sed -n 's/^-- stage: //p' "$f" | head -1)" = approval ]; then
+    hook=onApprovalCreated event='{"approvalId":"a-1"}'
+  fi
   start=$(date +%s%N)
-  out=$(AGENTCORE_HOOK_TIMEOUT_MS=$timeout_ms "$BIN" plugin run "$f" --hook onAgentQuery \
-        --event '{"text":"x"}' --config '{}' 2>/dev/null)
+  out=$(AGENTCORE_HOOK_TIMEOUT_MS=$timeout_ms "$BIN" plugin run "$f" --hook "$hook" \
+        --event "$event" --config '{}' 2>/dev/null)
   rc=$?
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   # two phases (load, call) each bounded by timeout + 1 s
@@ -50,6 +54,25 @@ check "contract failure: exit 1 kind contract" "$([ $rc = 1 ] && echo "$out" | g
 "$BIN" plugin check "$good" >/dev/null; check "check good: exit 0" "$?"
 "$BIN" plugin check "$good" "$SRC/tests/lua/contract/bad_id.lua" >/dev/null; check "check bad: exit 1" "$([ $? = 1 ] && echo 0 || echo 1)"
 out=$("$BIN" plugin check "$good" "$good"); check "check duplicate ids: reported" "$(echo "$out" | grep -q 'already used' && echo 0 || echo 1)"
+# secrets are redacted from a plugin's log lines as in the server: in the
+# message, in field values and in field names
+tmp=$(mktemp -d)
+cat > "$tmp/secretive.lua" <<'LUA'
+return { id = "secretive", capabilities = { "agent_query" },
+  configSchema = { type = "object", properties = { apiKey = { type = "string", writeOnly = true } } },
+  onAgentQuery = function(q, context)
+    local k = context.config.apiKey
+    context.log.warn("calling with " .. k, { key = k, [k] = "as a name" })
+    return {}
+  end }
+LUA
+logs=$(AGENTCORE_LOG_LEVEL=info "$BIN" plugin run "$tmp/secretive.lua" --hook onAgentQuery \
+       --event '{"text":"x"}' --config '{"apiKey":"sk-live-0123456789"}' 2>&1 >/dev/null)
+check "plugin run: the log line was written" "$(echo "$logs" | grep -q 'calling with' && echo 0 || echo 1)"
+check "plugin run: secrets redacted in message, values and names" \
+  "$(echo "$logs" | grep -q 'sk-live-0123456789' && echo 1 || echo 0)"
+rm -rf "$tmp"
+
 for c in "plugin --help" "plugin run --help" "plugin check --help" "version --help" "--help" "version"; do
   $BIN $c >/dev/null 2>&1; check "$c: exit 0" "$?"
 done

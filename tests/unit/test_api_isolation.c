@@ -809,6 +809,83 @@ static void stuck_calls_are_capped(void **state) {
   findings_check(&fs);
 }
 
+/* ---- case 4b: C functions keep to the deadline ------------------------------------- */
+
+#define CSTALL_CLIENTS 20
+
+static int cstall_setup(void **state) {
+  fixture *f = fixture_start("api_iso_cstall", NULL);
+  *state = f;
+  if (!f || ac_hostflow_tenant(&f->srv, f->admin, "iso", "cstall") ||
+      ac_hostflow_enable(&f->srv, f->admin, "cstall", "iso-cstall", "{}"))
+    return setup_failed(state);
+  return 0;
+}
+
+/* 20 concurrent calls of standard functions that once stalled in C for
+ * years (tests/lua/isolation/c_stalls.lua): each ends as a timeout, none is
+ * abandoned, and timeout + 1 s after the last answer no worker is busy. */
+static void c_stalls_end_at_their_deadline(void **state) {
+  fixture *f = *state;
+  answer warm;
+  query(f, "calm", "warm-up 00032129", &warm);
+  assert_int_equal(warm.status, 200);
+  json_decref(warm.body);
+  sleep_ms(200);
+  int base_threads = server_threads(f);
+  watch w = {.max_abandoned = -1, .max_threads = base_threads};
+  client cs[CSTALL_CLIENTS];
+  atomic_int running;
+  int n = clients_start(cs, CSTALL_CLIENTS, f, "cstall", 1, CLIENT_TIMEOUT_MS, &running);
+  watch_while(f, &running, 0, &w);
+  clients_join(cs, n);
+  int bad = 0, timeouts = 0;
+  char why[500] = "";
+  for (int i = 0; i < n; i++) {
+    const answer *a = &cs[i].answers[0];
+    const char *kind = error_kind(a->body, "iso-cstall");
+    timeouts += kind && strcmp(kind, "timeout") == 0;
+    int ok = a->status == 200 && a->took_ms <= ANSWER_BUDGET_MS && kind &&
+             (strcmp(kind, "timeout") == 0 || strcmp(kind, "busy") == 0);
+    if (!ok && bad++ == 0)
+      snprintf(why, sizeof why, "status %ld after %lld ms, kind %s: %.300s", a->status, a->took_ms,
+               kind ? kind : "(none)", a->err);
+  }
+  clients_free(cs, n);
+  sleep_ms(HOOK_TIMEOUT_MS + 1000);
+  double busy_workers = metric(f, "agentcore_workers_busy", NULL, NULL, NULL);
+  double abandoned = metric(f, "agentcore_calls_abandoned_total", NULL, NULL, NULL);
+  int threads = server_threads(f);
+  answer calm;
+  query(f, "calm", "after 00032129", &calm);
+  fprintf(stderr, "  %d timeouts of %d; then workers busy %g, abandoned in all %g, threads %d "
+          "(at rest %d); /healthz worst %lld ms\n",
+          timeouts, n, busy_workers, abandoned, threads, base_threads, w.worst_health);
+
+  assert_int_equal(n, CSTALL_CLIENTS);
+  findings fs = {0};
+  if (bad)
+    finding(&fs, "%d of %d answers were wrong; first: %s", bad, n, why);
+  if (timeouts == 0)
+    finding(&fs, "no call ended as a timeout");
+  if (abandoned != 0)
+    finding(&fs, "%g calls were abandoned stuck in C", abandoned);
+  if (w.max_abandoned > 0)
+    finding(&fs, "the abandoned gauge rose to %g", w.max_abandoned);
+  if (busy_workers != 0)
+    finding(&fs, "%g workers still busy %d ms after the last answer", busy_workers,
+            HOOK_TIMEOUT_MS + 1000);
+  if (threads > base_threads + THREAD_SLACK)
+    finding(&fs, "the server went from %d to %d threads", base_threads, threads);
+  if (w.health_bad)
+    finding(&fs, "%d of %d /healthz probes failed or took over %d ms (worst %lld ms)", w.health_bad,
+            w.health, OTHERS_BUDGET_MS, w.worst_health);
+  if (calm.status != 200 || error_kind(calm.body, "opendatabot"))
+    finding(&fs, "another namespace's query afterwards answered %ld", calm.status);
+  json_decref(calm.body);
+  findings_check(&fs);
+}
+
 /* ---- case 5: shutdown with abandoned calls ------------------------------------------ */
 
 #define SHUTDOWN_ABANDONED 3
@@ -875,6 +952,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(waiting_calls_hold_no_thread, wait_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(tenant_state_stays_in_its_namespace, tenant_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(stuck_calls_are_capped, stuck_setup, fixture_stop),
+      cmocka_unit_test_setup_teardown(c_stalls_end_at_their_deadline, cstall_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(shutdown_with_abandoned_calls_is_clean, shutdown_setup,
                                       fixture_stop),
   };

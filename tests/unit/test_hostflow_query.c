@@ -37,8 +37,9 @@ static const char *const plugins[] = {
     "q_error.lua",
     "return { id = \"q-error\", capabilities = { PluginCapability.AgentQuery },\n"
     "  onAgentQuery = function() error(\"upstream exploded\", 0) end }\n",
-    /* table.sort compares strings with strcoll, in C, where no count hook
-     * fires: seconds on 8000 references to one 2 MiB string */
+    /* seconds of string comparisons inside table.sort (C, where no count
+     * hook fires) on 8000 references to one 2 MiB string: the sort checks
+     * the deadline as it goes */
     "q_sort.lua",
     "local big = string.rep(\"a\", 1 << 21)\n"
     "local t = {}\n"
@@ -166,7 +167,7 @@ static void enrichment_with_hostile_plugins(void **state) {
     assert_int_equal(count_plugin(results, "q-many"), 20);
     assert_null(error_of(errors, "opendatabot"));
     assert_null(error_of(errors, "q-many"));
-    /* stuck in C: abandoned at its deadline (timeout) or, while the call of
+    /* long in C: stopped at its deadline (timeout) or, while the call of
      * the round before still holds the namespace's worker share, refused
      * when its deadline passes in the queue (busy) */
     const json_t *stuck = error_of(errors, "q-sort");
