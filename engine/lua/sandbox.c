@@ -197,13 +197,12 @@ static int sb_print(lua_State *L) {
   int n = lua_gettop(L);
   luaL_buffinit(L, &b);
   for (int i = 1; i <= n; i++) {
-    size_t len;
-    const char *s = luaL_tolstring(L, i, &len); /* may run __tostring: inside the call */
+    /* the separator first: luaL_addchar may grow the buffer, which must
+     * then be on the stack top */
     if (i > 1)
       luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL); /* may run __tostring: inside the call */
     luaL_addvalue(&b);
-    (void)s;
-    (void)len;
   }
   luaL_pushresult(&b);
   size_t len;
