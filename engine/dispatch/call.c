@@ -264,7 +264,12 @@ static int step(ac_call *c, int64_t slice_us) {
    * here only spreads what is left over the phases */
   int64_t slice_end = slice_us > 0 ? ac_clock_mono_us() + slice_us : 0;
   if (!c->vm) {
-    c->vm = ac_plugin_handle_take_state(c->h, c->ns, &c->out);
+    /* building a state runs the plugin's top level, which may take up to
+     * the timeout: only a worker does that */
+    if (slice_end && !(c->vm = ac_plugin_handle_idle_state(c->h, c->ns)))
+      return 0;
+    if (!c->vm)
+      c->vm = ac_plugin_handle_take_state(c->h, c->ns, &c->out);
     if (!c->vm) {
       c->phase = PHASE_DONE;
       return 1;

@@ -108,7 +108,7 @@ static void idle_free(idle_state *s) {
   free(s);
 }
 
-ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outcome *out) {
+ac_vm *ac_plugin_handle_idle_state(ac_plugin_handle *h, const char *ns) {
   ac_registry *r = h->registry;
   unsigned b = idle_hash(h, ns);
   idle_state *found = NULL;
@@ -120,13 +120,18 @@ ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outco
       break;
     }
   pthread_mutex_unlock(&r->idle_lock);
-  if (found) {
-    ac_vm *vm = found->vm;
-    found->vm = NULL;
-    idle_free(found);
+  if (!found)
+    return NULL;
+  ac_vm *vm = found->vm;
+  found->vm = NULL;
+  idle_free(found);
+  return vm;
+}
+
+ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outcome *out) {
+  ac_vm *vm = ac_plugin_handle_idle_state(h, ns);
+  if (vm)
     return vm;
-  }
-  ac_vm *vm = NULL;
   if (ac_plugin_new_state(h->plugin, &vm, out) != AC_OK)
     return NULL;
   return vm;

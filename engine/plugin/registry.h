@@ -61,6 +61,11 @@ const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h);
  * that fails). States never move between namespaces. */
 ac_vm *ac_plugin_handle_take_state(ac_plugin_handle *h, const char *ns, ac_outcome *out);
 
+/* Only an idle state that served ns before; NULL when there is none (a new
+ * state runs the file's top level: work for a worker, not a request
+ * thread). */
+ac_vm *ac_plugin_handle_idle_state(ac_plugin_handle *h, const char *ns);
+
 /* Gives a state back after a call for ns: kept idle if still usable, most
  * recently used first; the registry's least recently used idle states are
  * closed when the total count or memory passes its budget. */
