@@ -35,6 +35,9 @@ struct ac_dispatcher {
 
 static const long long schedule_s[] = {5, 30, 120, 600, 1800, 3600, 10800, 21600};
 #define SCHEDULE_LEN (int)(sizeof schedule_s / sizeof schedule_s[0])
+/* claims of one run, whatever happened to them: past the retry schedule's
+ * attempts, with room for a few lost to instances that stopped */
+#define AC_RUN_ATTEMPTS_MAX (SCHEDULE_LEN + 4)
 
 long long ac_dispatcher_backoff_ms(int attempt, int plugin_delay_s, unsigned random) {
   if (attempt > SCHEDULE_LEN)
@@ -158,6 +161,17 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
   unsigned cap;
   const char *hook = hook_for(json_string_value(json_object_get(run, "type")), &cap);
   ac_err err = {0};
+  /* a run claimed this often never recorded an outcome (its instances
+   * stopped mid-call, or the outcome could not be stored): it ends here
+   * instead of coming back at every lease expiry */
+  json_int_t attempts = json_integer_value(json_object_get(run, "attempts"));
+  if (attempts > AC_RUN_ATTEMPTS_MAX) {
+    char message[160];
+    snprintf(message, sizeof message,
+             "gave up after %lld attempts: no attempt recorded an outcome", (long long)attempts - 1);
+    record(d, db, owner, event_id, plugin, "error", 0, message, 0);
+    return 0;
+  }
 
   json_t *snapshot = NULL, *entry = NULL;
   if (ac_tenancy_namespace(d->cfg.tenancy, NULL, ns, &snapshot, &err) != AC_OK)

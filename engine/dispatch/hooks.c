@@ -1,5 +1,6 @@
 /* hooks.c — call preparation and outcome bookkeeping for the host flow. */
 #include "dispatch/hooks.h"
+#include "core/utf8.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +47,7 @@ static void fail(ac_outcome *out, ac_outcome_kind kind, const char *fmt, const c
   out->kind = kind;
   out->retry_delay_s = -1;
   snprintf(out->message, sizeof out->message, fmt, a);
+  ac_utf8_repair(out->message, strlen(out->message)); /* the cut may split a character */
 }
 
 /* Defaults applied, validated against the version's schema, secrets

@@ -100,6 +100,7 @@ void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t le
 static int log_at(lua_State *L, ac_log_level level) {
   ac_context_current(L);
   size_t len;
+  lua_settop(L, 2); /* the message string goes to slot 3, not into fields' */
   luaL_tolstring(L, 1, &len); /* runs __tostring inside the call, under its deadline */
   json_t *fields = NULL;
   if (!lua_isnoneornil(L, 2)) {

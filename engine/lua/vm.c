@@ -1,6 +1,7 @@
 /* vm.c — the sandboxed state: capped allocator, deadline hook, protected
  * calls with typed outcomes. */
 #include "lua/vm.h"
+#include "core/utf8.h"
 #include "core/clock.h"
 #include "lua/sandbox.h"
 #include "lua/watchdog.h"
@@ -373,6 +374,8 @@ static void call_leave(ac_vm *vm, int status, lua_State *from, ac_outcome *out) 
     } else
       out->kind = AC_OUTCOME_ERROR;
   }
+  /* Lua errors may hold any bytes, and the cut may split a character */
+  ac_utf8_repair(out->message, strlen(out->message));
   if (out->kind == AC_OUTCOME_TIMEOUT || out->kind == AC_OUTCOME_MEMORY)
     vm->broken = 1;
   vm->in_call = 0;

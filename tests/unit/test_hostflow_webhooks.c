@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define ALL_PERMS                                                                           \
@@ -407,6 +408,40 @@ static void disabled_while_retrying(void **state) {
   free(id);
 }
 
+/* A run claimed more often than any retry schedule allows (its instances
+ * stopped mid-call, or its outcome could not be stored) ends as an error
+ * instead of coming back at every lease expiry. */
+static void runs_claimed_too_often_end(void **state) {
+  (void)state;
+  ac_sink_push(retry_sink, (ac_sink_response){.status = 429, .headers = {"Retry-After", "60"}});
+  size_t before = ac_sink_count(retry_sink);
+  char *id = emit("hf-retry", "{\"type\":\"approval.created\",\"approvalId\":\"cap-1\"}", 202);
+  assert_int_equal(ac_sink_wait(retry_sink, before + 1, 5000), AC_OK);
+  const char *params[] = {id};
+  char *done = NULL;
+  for (int i = 0; i < 50; i++) { /* until the first attempt is recorded as retrying */
+    free(done);
+    done = ac_test_server_query(&srv, 0,
+                                "UPDATE event_runs SET attempts = 30, next_attempt_at = now() "
+                                "WHERE event_id = $1::uuid AND status = 'retrying' RETURNING 1",
+                                1, params);
+    if (done && *done)
+      break;
+    usleep(100 * 1000);
+  }
+  assert_non_null(done);
+  assert_string_equal(done, "1");
+  free(done);
+  json_t *st = ac_hostflow_wait_done(&srv, admin, "hf-retry", id, 6000);
+  json_t *run = ac_hostflow_run(st, "webhooks");
+  assert_non_null(run);
+  assert_string_equal(json_string_value(json_object_get(run, "status")), "error");
+  assert_non_null(strstr(json_string_value(json_object_get(run, "error")), "gave up after 30 attempts"));
+  assert_int_equal(ac_sink_count(retry_sink), before + 1); /* not delivered again */
+  json_decref(st);
+  free(id);
+}
+
 static void event_request_errors(void **state) {
   (void)state;
   char *no_emit = ac_test_token("reader", AC_PERM_MANAGE_NAMESPACES, 1, NULL, 600);
@@ -457,7 +492,9 @@ static void hook_metrics(void **state) {
   const char *want[] = {
       "agentcore_hook_calls_total{plugin=\"webhooks\",hook=\"onApprovalCreated\",outcome=\"ok\"} ",
       "agentcore_hook_calls_total{plugin=\"webhooks\",hook=\"onDocumentReady\",outcome=\"ok\"} ",
-      "agentcore_hook_calls_total{plugin=\"webhooks\",hook=\"onApprovalCreated\",outcome=\"retry\"} 2",
+      /* one retry each in retry_after_then_ok, disabled_while_retrying and
+       * runs_claimed_too_often_end */
+      "agentcore_hook_calls_total{plugin=\"webhooks\",hook=\"onApprovalCreated\",outcome=\"retry\"} 3",
       "\nagentcore_events_queued 0",
       "\nagentcore_events_running 0",
   };
@@ -475,6 +512,7 @@ int main(void) {
       cmocka_unit_test(event_without_plugins),
       cmocka_unit_test(idempotency_key_race),
       cmocka_unit_test(disabled_while_retrying),
+      cmocka_unit_test(runs_claimed_too_often_end),
       cmocka_unit_test(event_request_errors),
       cmocka_unit_test(hook_metrics),
   };
