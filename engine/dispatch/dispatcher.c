@@ -38,6 +38,8 @@ static const long long schedule_s[] = {5, 30, 120, 600, 1800, 3600, 10800, 21600
 /* claims of one run, whatever happened to them: past the retry schedule's
  * attempts, with room for a few lost to instances that stopped */
 #define AC_RUN_ATTEMPTS_MAX (SCHEDULE_LEN + 4)
+/* a run whose plugin's init is still running elsewhere tries again after */
+#define INIT_WAIT_RETRY_MS 1000
 
 long long ac_dispatcher_backoff_ms(int attempt, int plugin_delay_s, unsigned random) {
   if (attempt > SCHEDULE_LEN)
@@ -203,7 +205,10 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
       snprintf(message, sizeof message, "the plugin does not handle %s", hook);
     else
       snprintf(message, sizeof message, "%s", out.message);
-    record(d, db, owner, event_id, plugin, "skipped", 0, message, 0);
+    if (ready < 0 && out.kind == AC_OUTCOME_BUSY) /* init is running: soon again */
+      record(d, db, owner, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS);
+    else
+      record(d, db, owner, event_id, plugin, "skipped", 0, message, 0);
     ac_hook_target_clear(&f->target);
     free(f);
     json_decref(snapshot);

@@ -140,12 +140,19 @@ int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *d
       t->run_init = 1;
     }
     char msg[AC_OUTCOME_MSG_MAX];
+    int running = !t->run_init && s && strcmp(s, "running") == 0;
     int failed = s && strcmp(s, "ok") != 0 && strcmp(s, "running") != 0;
     if (failed)
       snprintf(msg, sizeof msg, "%s", s);
     pthread_mutex_unlock(&env->inits->lock);
     if (failed) {
       fail(out, AC_OUTCOME_ERROR, "skipped: init failed for this config: %s", msg);
+      return -1;
+    }
+    /* no hook runs before init has succeeded: a call that arrives while
+     * another call runs it is refused for now (events try again later) */
+    if (running) {
+      fail(out, AC_OUTCOME_BUSY, "busy: %s", "init is still running for this config");
       return -1;
     }
   }

@@ -43,7 +43,8 @@ typedef struct ac_hook_target {
  * for a call of a hook needing capability cap. Returns 1 when ready; 0 when
  * the plugin lacks the capability (skip silently); -1 when it must be
  * skipped with an error (kind and message in out: plugin not loaded,
- * stored config no longer valid, init failed earlier). */
+ * stored config no longer valid, init failed earlier; kind busy while
+ * another call runs the plugin's init: no hook runs before it succeeded). */
 int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *department,
                            const json_t *entry, unsigned cap, ac_hook_target *t,
                            ac_outcome *out);

@@ -11,6 +11,7 @@
 
 #include "hostflow_fixture.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,15 @@ static const char *const plugins[] = {
     "for i = 1, 8000 do t[i] = big end\n"
     "return { id = \"q-sort\", capabilities = { PluginCapability.AgentQuery },\n"
     "  onAgentQuery = function() table.sort(t) return {} end }\n",
+    /* init takes a while and counts its runs; a hook reports what it saw */
+    "q_init.lua",
+    "return { id = \"q-init\", capabilities = { PluginCapability.AgentQuery },\n"
+    "  init = function(context)\n"
+    "    local t = os.clock() while os.clock() - t < 0.3 do end\n"
+    "    context.db.set(\"inits\", (context.db.get(\"inits\") or 0) + 1)\n"
+    "  end,\n"
+    "  onAgentQuery = function(q, context)\n"
+    "    return { { type = \"init\", title = tostring(context.db.get(\"inits\")) } } end }\n",
     NULL,
 };
 
@@ -70,6 +80,8 @@ static int setup(void **state) {
   admin = ac_test_token("admin", ALL_PERMS, 1, NULL, 3600);
   if (!admin || ac_hostflow_tenant(&srv, admin, "qd", "q-ns") ||
       ac_hostflow_tenant(&srv, admin, "qd", "q-empty") ||
+      ac_hostflow_tenant(&srv, admin, "qd", "q-init-ns") ||
+      ac_hostflow_enable(&srv, admin, "q-init-ns", "q-init", "{}") ||
       ac_hostflow_enable(&srv, admin, "q-ns", "opendatabot", "{}"))
     return -1;
   const char *custom[] = {"q-loop", "q-invalid", "q-many", "q-error", "q-sort"};
@@ -181,6 +193,59 @@ static void enrichment_with_hostile_plugins(void **state) {
   }
 }
 
+/* init runs once, and no hook runs before it succeeded: concurrent first
+ * queries either see its work done or are told, as busy, that it runs. */
+#define INIT_CLIENTS 6
+
+typedef struct init_client {
+  pthread_t thread;
+  ac_test_response res;
+} init_client;
+
+static void *init_client_main(void *arg) {
+  init_client *c = arg;
+  ac_test_call(&srv, "POST", "/api/v1/namespaces/q-init-ns/query", admin, "{\"query\":\"x\"}",
+               &c->res);
+  return NULL;
+}
+
+static void init_runs_once_before_any_hook(void **state) {
+  (void)state;
+  init_client cs[INIT_CLIENTS];
+  for (int i = 0; i < INIT_CLIENTS; i++)
+    assert_int_equal(pthread_create(&cs[i].thread, NULL, init_client_main, &cs[i]), 0);
+  int answered = 0, busy = 0;
+  for (int i = 0; i < INIT_CLIENTS; i++) {
+    pthread_join(cs[i].thread, NULL);
+    assert_int_equal(cs[i].res.status, 200);
+    const json_t *results = json_object_get(cs[i].res.json, "results");
+    const json_t *err = error_of(json_object_get(cs[i].res.json, "errors"), "q-init");
+    if (err) {
+      assert_string_equal(json_string_value(json_object_get(err, "kind")), "busy");
+      assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "init"));
+      busy++;
+    } else {
+      /* a hook that ran saw init's work */
+      assert_string_equal(
+          json_string_value(json_object_get(json_array_get(results, 0), "title")), "1");
+      answered++;
+    }
+    ac_test_response_free(&cs[i].res);
+  }
+  assert_true(answered >= 1);
+  ac_test_response res;
+  ac_test_call(&srv, "POST", "/api/v1/namespaces/q-init-ns/query", admin, "{\"query\":\"x\"}",
+               &res);
+  assert_int_equal(res.status, 200);
+  assert_null(error_of(json_object_get(res.json, "errors"), "q-init"));
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(json_object_get(res.json, "results"), 0), "title")),
+                      "1"); /* once, whatever the concurrency */
+  fprintf(stderr, "  %d of %d concurrent first queries answered, %d told init was running\n",
+          answered, INIT_CLIENTS, busy);
+  ac_test_response_free(&res);
+}
+
 static void namespace_without_plugins(void **state) {
   (void)state;
   ac_test_response res;
@@ -254,6 +319,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(enrichment_with_hostile_plugins),
       cmocka_unit_test(namespace_without_plugins),
+      cmocka_unit_test(init_runs_once_before_any_hook),
       cmocka_unit_test(query_status_codes),
       cmocka_unit_test(hook_metrics),
   };
