@@ -13,7 +13,7 @@
  * is kept as OUT/failure-SEED-N.lua, ready to become a fixture under
  * tests/lua/hostile/.
  *
- *   fuzz_sandbox [--seconds N] [--programs N] [--seed S] [--out DIR]
+ *   fuzz_sandbox [--seconds N] [--programs N] [--seed S] [--out DIR] [--timeout-ms N]
  *
  * scripts/dev test runs it briefly on both builds; `scripts/dev fuzz
  * MINUTES` runs it on the sanitizer build for as long as wanted. */
@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TIMEOUT_MS 200
+static int timeout_ms = 200; /* --timeout-ms */
 #define MEMORY_LIMIT (32u << 20)
 /* the state's cap plus what the engine may hold outside it for one call
  * (json.encode's 16 MiB and its buffer, a converted result) and the
@@ -381,13 +381,13 @@ static long load_failures, kinds[8];
 
 /* Returns NULL when the program behaved, else what went wrong. */
 static const char *run_program(const prog *p, ac_logger *log, char *why, size_t size) {
-  ac_plugin_limits limits = {TIMEOUT_MS, MEMORY_LIMIT, log};
+  ac_plugin_limits limits = {timeout_ms, MEMORY_LIMIT, log};
   int64_t start = ac_clock_mono_ms();
   ac_plugin *plugin = NULL;
   ac_outcome out;
   ac_plugin_load_source("fuzz.lua", p->text, p->len, &limits, &plugin, &out);
   int64_t loaded = ac_clock_mono_ms();
-  if (loaded - start > TIMEOUT_MS + 1000) {
+  if (loaded - start > timeout_ms + 1000) {
     snprintf(why, size, "loading took %lld ms", (long long)(loaded - start));
     ac_plugin_free(plugin);
     return why;
@@ -410,7 +410,7 @@ static const char *run_program(const prog *p, ac_logger *log, char *why, size_t 
                              .kv = j->kv};
   ac_guard_job gj = {job_run, job_free, j};
   int64_t call_start = ac_clock_mono_ms();
-  int rc = ac_guard_run(&gj, call_start + TIMEOUT_MS + 500);
+  int rc = ac_guard_run(&gj, call_start + timeout_ms + 1000);
   int64_t took = ac_clock_mono_ms() - call_start;
   if (rc == AC_ERR_TIMEOUT) {
     snprintf(why, size, "the call was abandoned stuck in C after %lld ms", (long long)took);
@@ -428,7 +428,7 @@ static const char *run_program(const prog *p, ac_logger *log, char *why, size_t 
   }
   kinds[j->out.kind & 7]++;
   job_free(j);
-  if (took > TIMEOUT_MS + 1000) {
+  if (took > timeout_ms + 1000) {
     snprintf(why, size, "the call took %lld ms", (long long)took);
     return why;
   }
@@ -461,8 +461,10 @@ int main(int argc, char **argv) {
       seed = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--out"))
       out_dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--timeout-ms"))
+      timeout_ms = atoi(argv[i + 1]);
     else {
-      fprintf(stderr, "usage: %s [--seconds N] [--programs N] [--seed S] [--out DIR]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--seconds N] [--programs N] [--seed S] [--out DIR] [--timeout-ms N]\n", argv[0]);
       return 2;
     }
   }
