@@ -1,13 +1,13 @@
 -- 001_init.sql — AgentCore's schema: tenancy, plugin configs, plugin KV,
--- events with their per-plugin runs, audit log (SPEC §6–§8).
+-- events with their per-plugin runs, audit log (docs/api.md, docs/operations.md).
 -- Applied by `agentcore migrate` (engine/db/migrate.c) in one transaction.
 
--- Ids of departments and namespaces (SPEC §6). Generated ids are UUIDs,
+-- Ids of departments and namespaces (docs/api.md). Generated ids are UUIDs,
 -- which match too.
 CREATE DOMAIN ac_id AS text
   CHECK (VALUE ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$');
 
--- Plugin ids (SPEC §3).
+-- Plugin ids (docs/plugin-authoring.md).
 CREATE DOMAIN ac_plugin_id AS text
   CHECK (VALUE ~ '^[a-z][a-z0-9_-]{0,63}$');
 
@@ -85,7 +85,7 @@ CREATE TRIGGER namespace_plugins_version BEFORE UPDATE ON namespace_plugins
 
 -- Every config write bumps the namespace's cache generation and notifies
 -- the other instances on channel "agentcore_config" in the same transaction
--- (SPEC §8): listeners see it only if, and as soon as, the write commits.
+-- (docs/operations.md): listeners see it only if, and as soon as, the write commits.
 -- Payload: {"namespaceId","pluginId","generation","op"}.
 CREATE FUNCTION ac_namespace_plugins_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -107,7 +107,7 @@ CREATE TRIGGER namespace_plugins_notify
   FOR EACH ROW EXECUTE FUNCTION ac_namespace_plugins_notify();
 
 -- Outcome of init(context) per (namespace, plugin, config version, plugin
--- code version) (SPEC §3): a failed init skips the plugin in that namespace
+-- code version) (docs/plugin-authoring.md): a failed init skips the plugin in that namespace
 -- until either version changes.
 CREATE TABLE plugin_init_state (
   namespace_id   ac_id NOT NULL REFERENCES namespaces (id) ON DELETE CASCADE,
@@ -122,7 +122,7 @@ CREATE TABLE plugin_init_state (
 
 -- ------------------------------------------------------------- plugin KV
 
--- context.db (SPEC §4). value is JSON stored as jsonb (normalised: key
+-- context.db (docs/plugin-authoring.md). value is JSON stored as jsonb (normalised: key
 -- order and whitespace are not kept). Rows past expires_at are invisible to
 -- reads and purged in batches (engine/db/kv_pg.c).
 CREATE TABLE plugin_kv (
@@ -138,7 +138,7 @@ CREATE INDEX plugin_kv_expiry ON plugin_kv (expires_at) WHERE expires_at IS NOT 
 
 -- ------------------------------------------------------------------ events
 
--- An accepted event (SPEC §6 host flow, §7). payload is the request body
+-- An accepted event (docs/api.md, "Host flow"). payload is the request body
 -- (approvalId/documentId, data). status: queued -> running -> done.
 -- idempotency_key is unique per namespace while it is live; it lives 24 h:
 -- ac_event_put() releases an older holder of the key before inserting.
@@ -184,7 +184,7 @@ BEGIN
   created := false;
 END $$;
 
--- One row per (event, plugin) to run (SPEC §7). status:
+-- One row per (event, plugin) to run (docs/api.md). status:
 --   queued    not yet tried            running  leased by lease_owner
 --   retrying  waiting for next_attempt_at after context.retry
 --   ok | error | timeout | memory | skipped    final
@@ -217,7 +217,7 @@ CREATE INDEX event_runs_due ON event_runs (next_attempt_at)
 
 -- --------------------------------------------------------------- audit log
 
--- Config and tenancy changes (SPEC §6). before/after have secrets masked
+-- Config and tenancy changes (docs/api.md). before/after have secrets masked
 -- by the writer. No foreign keys: the trail outlives what it describes.
 CREATE TABLE audit_log (
   id           bigserial PRIMARY KEY,

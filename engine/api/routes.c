@@ -1,4 +1,4 @@
-/* routes.c — the route table (SPEC §6). One line per route. */
+/* routes.c — the route table (docs/api.md). One line per route. */
 #include "api/routes.h"
 
 #define PLUGINS (AC_PERM_MANAGE_PLUGINS | AC_PERM_MANAGE_NAMESPACES)

@@ -1,5 +1,5 @@
 /* routes_plugins.c — the plugin catalog and each namespace's plugin configs
- * (SPEC §6 "Plugin management"). */
+ * (docs/api.md, "Plugin management"). */
 #include "api/routes.h"
 #include "app/app.h"
 #include "core/json_patch.h"

@@ -1,4 +1,4 @@
-/* routes_tenancy.c — departments and namespaces (SPEC §6 "Tenancy"). */
+/* routes_tenancy.c — departments and namespaces (docs/api.md, "Tenancy"). */
 #include "api/routes.h"
 #include "app/app.h"
 #include "db/store.h"

@@ -141,7 +141,7 @@ static void print_failure(const ac_outcome *out, json_t *extra_errors) {
   json_decref(doc);
 }
 
-/* Shapes the hook's argument as the server builds it (SPEC §7). */
+/* Shapes the hook's argument as the server builds it (docs/api.md). */
 static json_t *build_event(const char *hook, json_t *given, const char *ns) {
   json_t *ev = json_is_object(given) ? json_deep_copy(given) : json_object();
   if (strcmp(hook, AC_HOOK_QUERY) == 0) {

@@ -1,4 +1,4 @@
-/* cmd_schema.c — `agentcore schema validate SCHEMA INSTANCE` (SPEC §10). */
+/* cmd_schema.c — `agentcore schema validate SCHEMA INSTANCE` (docs/cli.md). */
 #include "cli/commands.h"
 #include "core/config.h"
 #include "plugin/loader.h"
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Exit statuses of SPEC §10. */
+/* Exit statuses of docs/cli.md. */
 #define EXIT_VALID 0
 #define EXIT_INVALID 1
 #define EXIT_USAGE 2

@@ -1,4 +1,4 @@
-/* events.h — durable host events and their per-plugin runs (SPEC §7):
+/* events.h — durable host events and their per-plugin runs (docs/api.md):
  * intake with idempotency, status, claiming runs under a lease, recording
  * outcomes and retries. All SQL of events lives in events.c. */
 #ifndef AC_DB_EVENTS_H

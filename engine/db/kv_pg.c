@@ -1,4 +1,4 @@
-/* kv_pg.c — ac_kv on the plugin_kv table (context.db, SPEC §4). */
+/* kv_pg.c — ac_kv on the plugin_kv table (context.db, docs/plugin-authoring.md). */
 #include "db/kv_pg.h"
 
 #include "core/clock.h"

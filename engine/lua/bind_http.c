@@ -1,5 +1,5 @@
 /* bind_http.c — context.http.request/get/post on the outbound client of the
- * thread running the call (SPEC §4).
+ * thread running the call (docs/plugin-authoring.md).
  *
  * Programming errors (wrong argument types) raise; everything a request can
  * run into at run time — a header value with CR/LF, a body over the cap, an

@@ -1,5 +1,5 @@
 /* bind_services.h — the context's outbound services: context.http and
- * context.crypto (SPEC §4), pushed by context_services.c. */
+ * context.crypto (docs/plugin-authoring.md), pushed by context_services.c. */
 #ifndef AC_LUA_BIND_SERVICES_H
 #define AC_LUA_BIND_SERVICES_H
 

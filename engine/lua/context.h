@@ -1,4 +1,4 @@
-/* context.h — the `context` table a hook receives (SPEC §4) and the
+/* context.h — the `context` table a hook receives (docs/plugin-authoring.md) and the
  * services behind it. */
 #ifndef AC_LUA_CONTEXT_H
 #define AC_LUA_CONTEXT_H

@@ -1,4 +1,4 @@
-/* sandbox.h — the globals a plugin sees (SPEC §4), built as an allow-list. */
+/* sandbox.h — the globals a plugin sees (docs/plugin-authoring.md), built as an allow-list. */
 #ifndef AC_LUA_SANDBOX_H
 #define AC_LUA_SANDBOX_H
 

@@ -17,7 +17,7 @@ typedef struct cidr {
 
 
 /* Ranges refused unless allow-listed. First match names the reason, so a
- * narrower range sits before any range containing it. Besides what SPEC §4
+ * narrower range sits before any range containing it. Besides what docs/plugin-authoring.md
  * names, other ranges that are never public destinations (documentation,
  * benchmarking, reserved) are refused too: a plugin has no business there. */
 static const struct {

@@ -1,5 +1,5 @@
 /* addr_guard.h — decides whether outbound HTTP may connect to an address
- * (SPEC §4): loopback, private, link-local, unique-local, multicast and other
+ * (docs/plugin-authoring.md): loopback, private, link-local, unique-local, multicast and other
  * non-public ranges are refused unless an operator allow-listed them.
  *
  * The guard judges the socket address actually being connected to (the

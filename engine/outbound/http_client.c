@@ -1,4 +1,4 @@
-/* http_client.c — libcurl-based outbound HTTP with the SPEC §4 policy. */
+/* http_client.c — libcurl-based outbound HTTP with the policy of docs/plugin-authoring.md. */
 #include "outbound/http_client.h"
 #include "core/buf.h"
 #include "core/clock.h"

@@ -1,4 +1,4 @@
-/* http_client.h — the outbound HTTP client behind context.http (SPEC §4):
+/* http_client.h — the outbound HTTP client behind context.http (docs/plugin-authoring.md):
  * libcurl, http/https only, no redirects, no proxy from the environment,
  * timeouts bounded by the call's deadline, a token bucket per (plugin,
  * namespace), and an address guard on every connection actually opened.

@@ -1,5 +1,5 @@
 /* rate_limit.h — token buckets per (plugin, namespace) for outbound HTTP
- * (SPEC §4: AGENTCORE_HTTP_RATE per second, AGENTCORE_HTTP_BURST).
+ * (docs/plugin-authoring.md: AGENTCORE_HTTP_RATE per second, AGENTCORE_HTTP_BURST).
  *
  * One limiter is shared by every worker thread. Callers reserve a token and
  * are told how long to wait before using it; the limiter never sleeps and

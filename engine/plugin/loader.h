@@ -1,5 +1,5 @@
 /* loader.h — reading a plugin file through the sandbox and checking its
- * contract (SPEC §3). */
+ * contract (docs/plugin-authoring.md). */
 #ifndef AC_PLUGIN_LOADER_H
 #define AC_PLUGIN_LOADER_H
 

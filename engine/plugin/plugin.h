@@ -1,5 +1,5 @@
 /* plugin.h — a plugin file loaded through the sandbox: its contract
- * (SPEC §3) and calls of its hooks. */
+ * (docs/plugin-authoring.md) and calls of its hooks. */
 #ifndef AC_PLUGIN_PLUGIN_H
 #define AC_PLUGIN_PLUGIN_H
 

@@ -1,4 +1,4 @@
-/* compile.c — checks a schema against the keyword set of SPEC §5 and builds
+/* compile.c — checks a schema against the keyword set of docs/plugin-authoring.md and builds
  * the compiled tree (regexes, formats, limits) the other walks use. */
 #include "schema/schema_int.h"
 
@@ -20,7 +20,7 @@ typedef enum {
   K_EXAMPLES, K_WRITE_ONLY, K_COMMENT
 } keyword;
 
-/* SPEC §5's list; anything else is refused, never ignored. */
+/* docs/plugin-authoring.md's list; anything else is refused, never ignored. */
 static const struct {
   const char *name;
   keyword kw;

@@ -1,4 +1,4 @@
-/* formats.c — the `format` checks of SPEC §5: uri (libcurl's curl_url),
+/* formats.c — the `format` checks of docs/plugin-authoring.md: uri (libcurl's curl_url),
  * email, hostname, ipv4, ipv6 (inet_pton), uuid and date-time. */
 #include "schema/schema_int.h"
 

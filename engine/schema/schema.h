@@ -1,4 +1,4 @@
-/* schema.h — JSON Schema (draft 2020-12 subset of SPEC §5) for plugin
+/* schema.h — JSON Schema (draft 2020-12 subset of docs/plugin-authoring.md) for plugin
  * configs: conversion from Lua, compilation, validation, defaults, secret
  * masking and export. */
 #ifndef AC_SCHEMA_SCHEMA_H

@@ -28,7 +28,7 @@ enum {
   T_INTEGER = 1 << 6
 };
 
-/* Formats of SPEC §5. FMT_NONE: no format keyword. */
+/* Formats of docs/plugin-authoring.md. FMT_NONE: no format keyword. */
 typedef enum {
   FMT_NONE = 0,
   FMT_URI,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # agentcore plugin run/check as a plugin author uses them: every hostile
 # plugin ends within the timeout plus one second with the expected kind,
-# the process never crashes, and exit codes follow SPEC §10.
+# the process never crashes, and exit codes follow docs/cli.md.
 set -u
 BIN="${AC_BINARY:?AC_BINARY must point at the agentcore binary}"
 SRC="${AC_SOURCE_DIR:?}"

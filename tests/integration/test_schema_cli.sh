@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_schema_cli.sh — `agentcore schema validate` through the real binary:
-# output shape and exit statuses of SPEC §10 (0 valid, 1 invalid, 2 usage
+# output shape and exit statuses of docs/cli.md (0 valid, 1 invalid, 2 usage
 # or unsupported schema), .json and .lua schemas, stdin instances.
 set -uo pipefail
 

@@ -1,4 +1,4 @@
-/* test_api_isolation.c — SPEC §12 against the real server and PostgreSQL:
+/* test_api_isolation.c — docs/runtime.md against the real server and PostgreSQL:
  * what a plugin that spins, waits on a slow upstream or sticks in C, or a
  * tenant's leftovers in a Lua state, may cost the others. Each case has
  * its own server (plugins from tests/lua/isolation), so one failure does
@@ -25,10 +25,10 @@
    AC_PERM_QUERY_PLUGINS)
 
 #define HOOK_TIMEOUT_MS 500
-/* SPEC §4, §6: a /query answers within the hook timeout plus 1 s whatever
+/* docs/api.md: a /query answers within the hook timeout plus 1 s whatever
  * its plugins do (stuck in C included). */
 #define ANSWER_BUDGET_MS (HOOK_TIMEOUT_MS + 1000)
-/* SPEC §12 wants /healthz and other namespaces at full speed (about a
+/* docs/runtime.md wants /healthz and other namespaces at full speed (about a
  * millisecond on an idle Release build). 200 ms is generous on purpose:
  * it holds for the ASan build on a loaded 2-core machine, and is still far
  * below the hook timeout a request thread held by plugin code would cost. */

@@ -1,6 +1,6 @@
 /* test_hostflow_webhooks.c — the host flow against the real server, the real
  * PostgreSQL and a real local receiver: webhooks for both event types with
- * the SPEC §9 payload and signatures checked here with OpenSSL, the events
+ * the payload of docs/plugin-authoring.md and signatures checked here with OpenSSL, the events
  * filter, a 503 + Retry-After answer retried with the same webhook-id,
  * idempotency keys, event request errors, and the hook metrics. */
 #include <setjmp.h>
@@ -125,7 +125,7 @@ static json_t *expect_delivered_once(const char *ns, const char *id) {
   return st;
 }
 
-/* The received body is exactly the SPEC §9 payload: members in order,
+/* The received body is exactly the payload of docs/plugin-authoring.md: members in order,
  * occurredAt the event's createdAt, data as sent. */
 static void expect_payload(const ac_sink_request *r, const char *type, const char *ref,
                            const char *ref_value, const char *ns, const char *occurred) {

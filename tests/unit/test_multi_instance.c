@@ -1,5 +1,5 @@
 /* test_multi_instance.c — two `agentcore serve` processes on one database
- * (SPEC §8): a config written through one is used by the other within 1 s
+ * (docs/operations.md): a config written through one is used by the other within 1 s
  * (NOTIFY, also after the LISTEN connection was cut) and by the writer's
  * very next call even under concurrent reads and writes; events taken in
  * through both are each delivered exactly once; SIGKILLing one while
@@ -25,7 +25,7 @@
   (AC_PERM_MANAGE_PLUGINS | AC_PERM_MANAGE_NAMESPACES | AC_PERM_EMIT_EVENTS |              \
    AC_PERM_QUERY_PLUGINS)
 #define NS "mi-ns"
-#define CONFIG_WITHIN_MS 1000 /* SPEC §8: every instance uses a new config within 1 s */
+#define CONFIG_WITHIN_MS 1000 /* docs/operations.md: every instance uses a new config within 1 s */
 #define NOTIFY_MEDIAN_MS 500  /* well under the cache's 1 s freshness: NOTIFY did it */
 #define ROUNDS 6
 #define EVENTS 200
@@ -259,7 +259,7 @@ static void *noise_writer(void *arg) {
   return NULL;
 }
 
-/* SPEC §6: once a write answered, the very next call uses the new config.
+/* docs/api.md: once a write answered, the very next call uses the new config.
  * Reads that were in flight when it committed must not put the old config
  * back into the cache. */
 static void writer_next_call_uses_new_config_under_load(void **state) {

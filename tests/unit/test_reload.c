@@ -1,4 +1,4 @@
-/* test_reload.c — hot reload of a running `agentcore serve` (SPEC §8): new,
+/* test_reload.c — hot reload of a running `agentcore serve` (docs/operations.md): new,
  * edited, rename-saved, broken, fixed and deleted plugin files show in
  * GET /api/v1/plugins within 2 s with no restart or reload call; a broken
  * edit keeps the old version serving; a call in flight finishes on the
@@ -31,7 +31,7 @@
 #define ALL_PERMS                                                                           \
   (AC_PERM_MANAGE_PLUGINS | AC_PERM_MANAGE_NAMESPACES | AC_PERM_EMIT_EVENTS |              \
    AC_PERM_QUERY_PLUGINS)
-#define SEEN_WITHIN_MS 2000  /* SPEC §8 as the brief states it: no restart, ~2 s */
+#define SEEN_WITHIN_MS 2000  /* docs/operations.md: no restart, ~2 s */
 #define LATE_DIR_WITHIN_MS 3000 /* a missing directory is looked for every second */
 #define NS "rl-ns"
 
