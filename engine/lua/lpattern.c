@@ -1,5 +1,9 @@
 /* lpattern.c — a deadline-checked backtracking matcher for Lua 5.4 patterns
- * and the string.find/match/gmatch/gsub bindings built on it. */
+ * and the string.find/match/gmatch/gsub bindings built on it.
+ *
+ * Its semantics and structure follow Lua 5.4's lstrlib.c,
+ * Copyright (C) 1994-2022 Lua.org, PUC-Rio, under the MIT license (see
+ * LICENSE). */
 #include "lua/lpattern.h"
 
 #include <ctype.h>
