@@ -1,7 +1,9 @@
 /* bounded_lib.c — string.rep and the table functions, kept to the call's
  * deadline. Their loops run in C, where no count hook fires: a table whose
  * __len answers math.maxinteger, or table.move over the whole integer
- * range, would otherwise hold a thread for years. */
+ * range, would otherwise hold a thread for years. Results and errors follow
+ * Lua 5.4's ltablib.c and lstrlib.c, Copyright (C) 1994-2022 Lua.org,
+ * PUC-Rio, under the MIT license (see LICENSE). */
 #include "lua/bounded_lib.h"
 #include "lua/vm.h"
 
