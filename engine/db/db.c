@@ -51,7 +51,7 @@ static void quiet_notice(void *arg, const char *message) {
   (void)message;
 }
 
-static int open_conn(const char *url, PGconn **out, ac_err *err) {
+int ac_db_open_conn(const char *url, PGconn **out, ac_err *err) {
   /* Entries before "dbname" are defaults the url may override. */
   const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname", NULL};
   const char *vals[] = {"10", "agentcore", "UTF8", url, NULL};
@@ -103,7 +103,7 @@ static int reconnect(ac_db *db, ac_err *err) {
     db->tx_lost = 1;
   PQfinish(db->conn);
   db->conn = NULL;
-  int rc = open_conn(db->url, &db->conn, err);
+  int rc = ac_db_open_conn(db->url, &db->conn, err);
   if (rc)
     return rc;
   db->gen++;
@@ -138,7 +138,7 @@ ac_db *ac_db_connect(const char *url, ac_err *err) {
     ac_err_set(err, AC_ERR_NOMEM, "out of memory");
     return NULL;
   }
-  if (open_conn(url, &db->conn, err)) {
+  if (ac_db_open_conn(url, &db->conn, err)) {
     free(db->url);
     free(db);
     return NULL;

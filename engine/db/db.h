@@ -59,6 +59,11 @@ unsigned long ac_db_generation(const ac_db *db);
  * call that reconnects; fetch it again rather than keeping it. */
 PGconn *ac_db_conn(ac_db *db);
 
+/* A connection of its own for a thread that manages it itself, with the
+ * settings every engine connection has: a 10 s connect timeout, UTF-8, and
+ * notices kept out of the JSON log. */
+int ac_db_open_conn(const char *url, PGconn **out, ac_err *err);
+
 /* True (1) if the connection looks usable right now, without a round trip
  * (it reads what the server already sent, e.g. a termination notice). */
 int ac_db_ok(ac_db *db);

@@ -280,7 +280,8 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&d->lock);
     if (!db || PQstatus(db) != CONNECTION_OK) {
       PQfinish(db);
-      db = PQconnectdb(d->url);
+      db = NULL;
+      ac_db_open_conn(d->url, &db, NULL); /* NULL on failure: tried again next round */
     }
     int busy = drain(d, db, owner, ws) > 0;
     pthread_mutex_lock(&ws->lock);

@@ -4,14 +4,17 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <string.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 /* Read by the signal handler, so they are plain process/thread state. */
+/* set once, before the signal handler is installed, read by it after */
 static lua_Hook armed_hook;
+static lua_Hook pending_hook;
 static _Thread_local lua_State *volatile running_state;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -63,6 +66,7 @@ static void *watchdog_main(void *arg) {
 }
 
 static void start(void) {
+  armed_hook = pending_hook;
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -82,13 +86,21 @@ static void start(void) {
   sigaddset(&block, SIGURG);
   pthread_sigmask(SIG_BLOCK, &block, &old);
   pthread_t t;
-  pthread_create(&t, NULL, watchdog_main, NULL);
+  if (pthread_create(&t, NULL, watchdog_main, NULL) != 0) {
+    /* without it no deadline would ever fire: plugin code must not run */
+    fputs("{\"level\":\"error\",\"msg\":\"cannot start the deadline watchdog thread\"}\n", stderr);
+    abort();
+  }
   pthread_detach(t);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void ac_watchdog_init(lua_Hook hook) {
-  armed_hook = hook;
+  static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&init_lock); /* callers pass the same hook; start takes the first */
+  if (!pending_hook)
+    pending_hook = hook;
+  pthread_mutex_unlock(&init_lock);
   pthread_once(&once, start);
 }
 

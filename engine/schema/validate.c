@@ -34,10 +34,13 @@ static void add_error(vctx *c, const char *keyword, const char *fmt, ...) {
   if (!e || json_object_set_new(e, "path", json_stringn(c->path->data ? c->path->data : "",
                                                         c->path->len)) ||
       json_object_set_new(e, "keyword", json_string(keyword)) ||
-      json_object_set_new(e, "message", json_string(msg)) || json_array_append_new(c->errors, e)) {
+      json_object_set_new(e, "message", json_string(msg))) {
     *c->oom = 1;
     json_decref(e);
+    return;
   }
+  if (json_array_append_new(c->errors, e)) /* which took e, even when failing */
+    *c->oom = 1;
 }
 
 /* Moves the errors of a failed branch into c, up to the cap. */
