@@ -12,9 +12,10 @@
 #include <libpq-fe.h>
 
 /* Failures: AC_ERR_NOTFOUND (no such row, or out of the principal's
- * scope), AC_ERR_CONFLICT (id taken, already enabled, version mismatch),
- * AC_ERR_INVALID (a bad reference such as an unknown parent), AC_ERR_DB
- * (the database is unavailable: callers answer 503). */
+ * scope, or a reference to one such as an unknown parent department: the
+ * client is told what does not exist), AC_ERR_CONFLICT (id taken, already
+ * enabled, version mismatch), AC_ERR_DB (the database is unavailable:
+ * callers answer 503). */
 
 /* ---- tenancy ---- */
 
