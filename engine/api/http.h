@@ -39,6 +39,7 @@ typedef struct ac_response {
   char allow[64];         /* sent as Allow when set (405) */
   char *text;             /* owned raw body instead of JSON (metrics) */
   int www_authenticate;   /* add WWW-Authenticate: Bearer error="invalid_token" */
+  int close;              /* close the connection after this answer */
 } ac_response;
 
 /* Sets a JSON body (stolen) and status. */

@@ -26,6 +26,7 @@ static const char *status_title(int status) {
   case 422: return "Unprocessable Content";
   case 429: return "Too Many Requests";
   case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
   case 503: return "Service Unavailable";
   default: return "Error";
   }

@@ -61,7 +61,9 @@ const ac_route *ac_router_match(const ac_route *routes, ac_request *req, char *s
   for (const ac_route *r = routes; r->fn; r++) {
     if (!match(r->pattern, req->path, req, scratch, scratch_size))
       continue;
-    if (strcmp(r->method, req->method) == 0) {
+    /* HEAD is GET without the body, which libmicrohttpd leaves out */
+    if (strcmp(r->method, req->method) == 0 ||
+        (strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
       req->route = r->pattern;
       return r;
     }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 struct ac_server {
   struct MHD_Daemon *daemon;
@@ -88,6 +89,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res)
   if (res->www_authenticate)
     MHD_add_response_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
   MHD_add_response_header(r, "Cache-Control", "no-store");
+  if (res->close)
+    MHD_add_response_header(r, "Connection", "close");
   enum MHD_Result ok = MHD_queue_response(c, (unsigned)res->status, r);
   MHD_destroy_response(r);
   return ok;
@@ -212,11 +215,101 @@ static enum MHD_Result too_large(struct MHD_Connection *c, ac_server *s, const c
   return ok;
 }
 
+/* ---- framing: what is refused before anything is routed or read ---------- */
+
+typedef struct head_check {
+  int content_length, transfer_encoding, authorization, host;
+  int bad_length;     /* a Content-Length that is not a plain number */
+  int bad_coding;     /* a transfer coding other than chunked */
+  int control_bytes;  /* NUL or another control byte in a name or value */
+} head_check;
+
+static int has_control(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+      return 1;
+  }
+  return 0;
+}
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size) {
+  (void)kind;
+  head_check *h = cls;
+  if (has_control(key, key_size) || (value && has_control(value, value_size)) ||
+      memchr(key, ' ', key_size))
+    h->control_bytes = 1; /* a space in a name: "Name : value" */
+  if (strcasecmp(key, "Content-Length") == 0) {
+    h->content_length++;
+    int digits = value_size > 0 && value_size <= 19;
+    for (size_t i = 0; digits && i < value_size; i++)
+      digits = value[i] >= '0' && value[i] <= '9';
+    h->bad_length |= !digits;
+  } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+    h->transfer_encoding++;
+    h->bad_coding |= !value || strcasecmp(value, "chunked") != 0;
+  } else if (strcasecmp(key, "Authorization") == 0) {
+    h->authorization++;
+  } else if (strcasecmp(key, "Host") == 0) {
+    h->host++;
+  }
+  return MHD_YES;
+}
+
+/* The reason to refuse the request head (status in *status), or NULL. */
+static const char *refuse_head(struct MHD_Connection *c, const char *url, const char *version,
+                               int *status) {
+  head_check h = {0};
+  MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, &h);
+  *status = 400;
+  if (h.control_bytes)
+    return "control bytes in a header, or a space in a header name";
+  if (h.content_length > 1)
+    return "more than one Content-Length";
+  if (h.content_length && h.transfer_encoding)
+    return "both Content-Length and Transfer-Encoding";
+  if (h.bad_length)
+    return "Content-Length is not a number of bytes";
+  if (h.transfer_encoding > 1 || h.bad_coding) {
+    *status = 501;
+    return "only the chunked transfer coding is supported";
+  }
+  if (h.authorization > 1)
+    return "more than one Authorization header";
+  if (h.host != 1 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+    return "an HTTP/1.1 request needs exactly one Host header";
+  if (strstr(url, "%00") || strcasestr(url, "%2f") || has_control(url, strlen(url)))
+    return "the path holds an encoded NUL or slash, or control bytes";
+  return NULL;
+}
+
+/* Decodes the path as libmicrohttpd does, but leaves a path holding an
+ * encoded NUL or "/" as it came, for refuse_head to refuse: decoded, it
+ * would be cut at the NUL or split at the slash and routed as another. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  if (strstr(s, "%00") || strcasestr(s, "%2f"))
+    return strlen(s);
+  return MHD_http_unescape(s);
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *c, ac_server *s, const char *method,
+                              int status, const char *why) {
+  ac_response res = {0};
+  ac_respond_problem(&res, status, why, NULL);
+  res.close = 1; /* what follows a refused head cannot be trusted */
+  enum MHD_Result ok = send_response(c, &res);
+  ac_app_count_request(s->app, method, "refused", status);
+  response_clear(&res);
+  return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
-  (void)version;
   ac_server *s = cls;
   conn_state *st = *con_cls;
   if (!st) {
@@ -226,6 +319,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     st->body.limit = AC_API_BODY_MAX;
     st->started_us = ac_clock_mono_us();
     *con_cls = st;
+    int status;
+    const char *why = refuse_head(c, url, version, &status);
+    if (why) {
+      st->answered = 1;
+      return refuse(c, s, method, status, why);
+    }
     /* A body that announces itself too large is refused before it is read
      * when the client waits for 100-continue. Any other client is already
      * sending it: closing on it mid-upload resets the connection, and the
@@ -330,6 +429,21 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ac_err *err)
   return AC_OK;
 }
 
+/* Connections the process can hold: its file limit (raised to the hard
+ * limit first) less what the database, plugin HTTP and files need. */
+static unsigned fd_budget(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 1000;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      rl = raised;
+  }
+  rlim_t n = rl.rlim_cur > 1024 ? rl.rlim_cur - 512 : rl.rlim_cur / 2;
+  return n > 100000 ? 100000u : (unsigned)n;
+}
+
 int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, ac_err *err) {
   *out = NULL;
   struct sockaddr_in sa;
@@ -341,12 +455,15 @@ int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, a
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
   s->app = app;
   pthread_mutex_init(&s->pending_lock, NULL);
+  unsigned limit = cfg->connection_limit > 0 ? (unsigned)cfg->connection_limit : fd_budget();
+  unsigned per_client = cfg->per_client_limit > 0 ? (unsigned)cfg->per_client_limit : 256;
   s->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
       on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)(cfg->threads > 0 ? cfg->threads : 4), MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)(cfg->connection_timeout_s > 0 ? cfg->connection_timeout_s : 30),
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->connection_limit > 0 ? cfg->connection_limit : 1000),
+      (unsigned)(cfg->connection_timeout_s > 0 ? cfg->connection_timeout_s : 10),
+      MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
       (unsigned)511, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
   if (!s->daemon) {

@@ -11,8 +11,9 @@ typedef struct ac_server ac_server;
 typedef struct ac_server_config {
   const char *listen;   /* "host:port"; port 0 picks a free one */
   int threads;          /* request threads */
-  int connection_timeout_s;
-  int connection_limit;
+  int connection_timeout_s; /* idle: without a byte received */
+  int connection_limit;     /* all clients (0: from the file limit) */
+  int per_client_limit;     /* connections from one IP address */
 } ac_server_config;
 
 /* Starts serving; requests go to ac_router_dispatch(app, ...). *out: caller

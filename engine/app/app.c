@@ -334,10 +334,20 @@ const ac_jwt_verifier *ac_app_jwt(ac_app *app) { return app->jwt; }
 ac_registry *ac_app_registry(ac_app *app) { return app->registry; }
 ac_metrics *ac_app_metrics(ac_app *app) { return app->metrics; }
 
+/* A method label from the known set: anything a client makes up counts as
+ * "other", so clients cannot mint series. */
+static const char *method_label(const char *method) {
+  static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (strcmp(method, known[i]) == 0)
+      return known[i];
+  return "other";
+}
+
 void ac_app_count_request(ac_app *app, const char *method, const char *route, int status) {
   char labels[512] = "", code[8];
   snprintf(code, sizeof code, "%d", status);
-  ac_metrics_label(labels, sizeof labels, "method", method);
+  ac_metrics_label(labels, sizeof labels, "method", method_label(method));
   ac_metrics_label(labels, sizeof labels, "route", route);
   ac_metrics_label(labels, sizeof labels, "status", code);
   ac_metrics_add(app->metrics, "agentcore_api_requests_total", labels, 1);

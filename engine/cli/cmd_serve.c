@@ -60,7 +60,8 @@ int ac_cmd_serve(int argc, char **argv) {
     return err.code == AC_ERR_INVALID ? 2 : 1;
   }
 
-  ac_server_config scfg = {cfg.listen, cfg.request_threads, 30, 1000};
+  ac_server_config scfg = {cfg.listen, cfg.request_threads, cfg.idle_timeout_s, cfg.max_connections,
+                           cfg.max_conns_per_client};
   ac_server *server = NULL;
   if (ac_server_start(&scfg, app, &server, &err) != AC_OK) {
     fprintf(stderr, "agentcore: %s\n", err.msg);

@@ -27,6 +27,9 @@ typedef struct ac_config {
   char jwt_audience[512];     /* AGENTCORE_JWT_AUDIENCE ("") */
   int max_stuck_calls;        /* AGENTCORE_MAX_STUCK_CALLS (8) */
   int request_threads;        /* AGENTCORE_REQUEST_THREADS (4) */
+  int max_conns_per_client;   /* AGENTCORE_MAX_CONNS_PER_CLIENT (256) per IP address */
+  int max_connections;        /* AGENTCORE_MAX_CONNECTIONS (0: from the file limit) */
+  int idle_timeout_s;         /* AGENTCORE_IDLE_TIMEOUT_S (10) without a byte */
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
   int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (1024) in flight */
   int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (512) in flight */
