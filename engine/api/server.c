@@ -456,7 +456,9 @@ int ac_server_start(const ac_server_config *cfg, ac_app *app, ac_server **out, a
   s->app = app;
   pthread_mutex_init(&s->pending_lock, NULL);
   unsigned limit = cfg->connection_limit > 0 ? (unsigned)cfg->connection_limit : fd_budget();
-  unsigned per_client = cfg->per_client_limit > 0 ? (unsigned)cfg->per_client_limit : 256;
+  /* by default one address may hold a quarter of all connections at most */
+  unsigned per_client = cfg->per_client_limit > 0 ? (unsigned)cfg->per_client_limit
+                                                  : (limit / 4 < 1024 ? limit / 4 : 1024);
   s->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
       on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,

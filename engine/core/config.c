@@ -24,7 +24,7 @@ void ac_config_defaults(ac_config *cfg) {
   cfg->jwt_leeway_s = 60;
   cfg->max_stuck_calls = 8;
   cfg->request_threads = 4;
-  cfg->max_conns_per_client = 256;
+  cfg->max_conns_per_client = 0;
   cfg->max_connections = 0;
   cfg->idle_timeout_s = 10;
   cfg->inline_slice_us = 1000;
@@ -69,7 +69,7 @@ int ac_config_from_env(ac_config *cfg, ac_err *err) {
       (rc = env_int("AGENTCORE_JWT_LEEWAY_S", 0, 86400, &cfg->jwt_leeway_s, err)) ||
       (rc = env_int("AGENTCORE_MAX_STUCK_CALLS", 1, 1024, &cfg->max_stuck_calls, err)) ||
       (rc = env_int("AGENTCORE_REQUEST_THREADS", 1, 256, &cfg->request_threads, err)) ||
-      (rc = env_int("AGENTCORE_MAX_CONNS_PER_CLIENT", 1, 1000000, &cfg->max_conns_per_client, err)) ||
+      (rc = env_int("AGENTCORE_MAX_CONNS_PER_CLIENT", 0, 1000000, &cfg->max_conns_per_client, err)) ||
       (rc = env_int("AGENTCORE_MAX_CONNECTIONS", 0, 1000000, &cfg->max_connections, err)) ||
       (rc = env_int("AGENTCORE_IDLE_TIMEOUT_S", 1, 3600, &cfg->idle_timeout_s, err)) ||
       (rc = env_int("AGENTCORE_INLINE_SLICE_US", 0, 100000, &cfg->inline_slice_us, err)) ||

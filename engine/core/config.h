@@ -27,7 +27,8 @@ typedef struct ac_config {
   char jwt_audience[512];     /* AGENTCORE_JWT_AUDIENCE ("") */
   int max_stuck_calls;        /* AGENTCORE_MAX_STUCK_CALLS (8) */
   int request_threads;        /* AGENTCORE_REQUEST_THREADS (4) */
-  int max_conns_per_client;   /* AGENTCORE_MAX_CONNS_PER_CLIENT (256) per IP address */
+  int max_conns_per_client;   /* AGENTCORE_MAX_CONNS_PER_CLIENT (0: 1024, at most a quarter
+                                 of all) per IP address */
   int max_connections;        /* AGENTCORE_MAX_CONNECTIONS (0: from the file limit) */
   int idle_timeout_s;         /* AGENTCORE_IDLE_TIMEOUT_S (10) without a byte */
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
