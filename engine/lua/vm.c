@@ -74,6 +74,12 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     vm->used -= old;
     return NULL;
   }
+  /* past the deadline, signalled while inside C where no hook fires: no
+   * growth, so Lua raises and unwinds (the outcome stays a timeout) */
+  if (nsize > old && vm->in_call && ac_watchdog_deadline_signalled()) {
+    vm->timed_out = 1;
+    return NULL;
+  }
   if (nsize > old && nsize - old > vm->cfg.memory_limit - vm->used) {
     if (vm->in_call && !vm->memory_exceeded) {
       vm->memory_exceeded = 1;

@@ -25,6 +25,8 @@ static int64_t planned_wake; /* when the watchdog wakes next; begin() only
                                wakes it earlier when needed */
 
 static _Thread_local volatile sig_atomic_t slice_fires;
+static _Thread_local volatile sig_atomic_t deadline_fires; /* since this thread's call began */
+static _Thread_local int watching; /* between ac_watchdog_begin and _end: plugin code runs */
 
 static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
@@ -32,6 +34,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
   if (si && si->si_code == SI_TIMER)
     slice_fires++; /* this thread's slice timer, not the watchdog */
+  else
+    deadline_fires = 1;
   lua_State *L = running_state;
   if (L)
     lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
@@ -104,7 +108,11 @@ void ac_watchdog_init(lua_Hook hook) {
   pthread_once(&once, start);
 }
 
+int ac_watchdog_deadline_signalled(void) { return watching && deadline_fires != 0; }
+
 void ac_watchdog_begin(ac_watch *w, lua_State *L, int64_t deadline_ms) {
+  deadline_fires = 0;
+  watching = 1;
   w->thread = pthread_self();
   w->deadline_ms = deadline_ms;
   w->next_signal_ms = deadline_ms;
@@ -121,6 +129,7 @@ void ac_watchdog_begin(ac_watch *w, lua_State *L, int64_t deadline_ms) {
 }
 
 void ac_watchdog_end(ac_watch *w) {
+  watching = 0;
   pthread_mutex_lock(&lock);
   if (w->prev)
     w->prev->next = w->next;

@@ -42,6 +42,13 @@ void ac_watchdog_end(ac_watch *w);
 lua_State *ac_watchdog_running(void);
 void ac_watchdog_set_running(lua_State *L);
 
+/* 1 once the watchdog has signalled this thread's call for its deadline,
+ * between ac_watchdog_begin and ac_watchdog_end (where plugin code runs,
+ * protected): the allocator then refuses growth, which ends
+ * C loops that only ever allocate, such as a __call chain growing the
+ * stack, where no hook fires. */
+int ac_watchdog_deadline_signalled(void);
+
 /* A per-thread timer on the thread's CPU time that raises the same signal
  * once the thread has run us microseconds, so the hook can end a time
  * slice; fired tells whether it has (since the last arm). It is re-armed,
