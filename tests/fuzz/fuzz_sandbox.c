@@ -38,9 +38,12 @@ static int timeout_ms = 200; /* --timeout-ms */
  * (json.encode's 16 MiB and its buffer, a converted result) and the
  * allocator's slack */
 #ifdef __SANITIZE_ADDRESS__
-/* AddressSanitizer keeps freed memory in a quarantine (256 MiB by default)
- * and adds its shadow: the tight check is the Release build's */
-#define RSS_SLACK (1024u << 20)
+/* AddressSanitizer keeps freed memory in a quarantine (256 MiB by default),
+ * adds its shadow and keeps its allocator's caches: measured here, 760 MiB
+ * after 5,000 programs and 1.1 GiB after 39,000 with no leak at exit, where
+ * the Release build stays at 90 MiB. The tight check is the Release
+ * build's. */
+#define RSS_SLACK (2048u << 20)
 #else
 #define RSS_SLACK (320u << 20)
 #endif
