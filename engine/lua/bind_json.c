@@ -94,6 +94,9 @@ static int json_encode(lua_State *L) {
   lua_settop(L, 1);
   walk w = {0, 0, 0};
   measure(L, 1, 0, &w);
+  /* cjson builds the text with malloc, then Lua copies it: count it */
+  if (ac_vm_charge_outside(L, 2 * w.bytes) != 0)
+    return luaL_error(L, "json.encode: the result would not fit in the state's memory limit");
   if (w.views) {
     unview(L, 1);
     lua_replace(L, 1);

@@ -215,6 +215,11 @@ static int to_json(conv *c, int idx, int depth, json_t **out) {
     return fail(c, "nesting deeper than %s levels (cyclic table?)", "64");
   if (++c->nodes > AC_CONVERT_NODES_MAX)
     return fail(c, "more than %s values (a table met twice counts twice)", "262144");
+  /* the JSON is allocated outside the state: every few thousand values,
+   * what it holds so far (strings, and about 64 bytes a value) must fit in
+   * what the state's cap leaves */
+  if ((c->nodes & 4095) == 0 && ac_vm_charge_outside(L, c->bytes + c->nodes * 64) != 0)
+    return ac_err_set(c->err, AC_ERR_TIMEOUT, "the result does not fit in the state's memory limit");
   /* a walk of many nodes stays inside the call's time */
   if ((c->nodes & 4095) == 0 && ac_vm_stopping(L))
     return ac_err_set(c->err, AC_ERR_TIMEOUT, "the call's time ran out");
@@ -253,5 +258,11 @@ static int to_json(conv *c, int idx, int depth, json_t **out) {
 
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err) {
   conv c = {L, 0, 0, empty_as_array, err, 0, ""};
-  return to_json(&c, lua_absindex(L, idx), 0, out);
+  int rc = to_json(&c, lua_absindex(L, idx), 0, out);
+  if (rc == AC_OK && ac_vm_charge_outside(L, c.bytes + c.nodes * 64) != 0) {
+    json_decref(*out);
+    *out = NULL;
+    rc = ac_err_set(err, AC_ERR_TIMEOUT, "the result does not fit in the state's memory limit");
+  }
+  return rc;
 }

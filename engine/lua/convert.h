@@ -26,9 +26,12 @@ void ac_lua_push_json(lua_State *L, const json_t *value, int readonly, const cha
  * over AC_CONVERT_BYTES_MAX or AC_CONVERT_NODES_MAX values (a table
  * referenced twice counts twice: the JSON holds it twice). Read-only views
  * convert as their tables, one level deeper. Errors name the path
- * ("result[1].data.x: functions cannot be JSON"). Inside a call, a walk
- * past the call's deadline stops with AC_ERR_TIMEOUT: the caller then
- * raises the timeout with ac_vm_checkpoint. Never raises itself.
+ * ("result[1].data.x: functions cannot be JSON"). The JSON is allocated
+ * outside the state and counted against what its cap leaves (strings and
+ * about 64 bytes a value). Inside a call, a walk past the call's deadline,
+ * or one that does not fit the cap, stops with AC_ERR_TIMEOUT: the caller
+ * then ends the call (timeout or memory) with ac_vm_checkpoint. Never
+ * raises itself.
  * *out: caller decrefs. */
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err);
 

@@ -200,6 +200,17 @@ const ac_vm_config *ac_vm_config_of(const ac_vm *vm) { return &vm->cfg; }
 int ac_vm_usable(const ac_vm *vm) { return !vm->broken; }
 size_t ac_vm_memory_used(const ac_vm *vm) { return vm->used; }
 
+int ac_vm_charge_outside(lua_State *L, size_t bytes) {
+  ac_vm *vm = ac_vm_of(L);
+  if (bytes <= vm->cfg.memory_limit - vm->used)
+    return 0;
+  if (vm->in_call && !vm->memory_exceeded) {
+    vm->memory_exceeded = 1;
+    ac_watchdog_arm(ac_watchdog_running());
+  }
+  return -1;
+}
+
 int64_t ac_vm_deadline_ms(lua_State *L) { return ac_vm_of(L)->deadline_ms; }
 
 int64_t ac_vm_time_left_ms(lua_State *L) {

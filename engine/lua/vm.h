@@ -160,6 +160,12 @@ void ac_vm_checkpoint(lua_State *L);
  * message handlers with hooks off). */
 int ac_vm_stopping(lua_State *L);
 
+/* Memory the engine is about to allocate outside the state on the running
+ * call's behalf (json.encode's output, a converted result): counted
+ * against what the state's cap leaves. 0 when it fits; -1 when it does not,
+ * and the call then ends with kind memory as if Lua had hit the cap. */
+int ac_vm_charge_outside(lua_State *L, size_t bytes);
+
 /* Raises a contract failure (outcome kind "contract") with a message. */
 int ac_vm_raise_contract(lua_State *L, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
