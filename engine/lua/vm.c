@@ -66,6 +66,8 @@ const char *ac_outcome_kind_name(ac_outcome_kind kind) {
 /* Every byte of the state goes through here, so the cap is exact. Growth
  * past the cap fails (Lua raises "not enough memory") and arms the hook so
  * a plugin that catches the error with pcall is still stopped. */
+#define STUCK_IN_C_MS 200 /* past the deadline: the call is inside C */
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ac_vm *vm = ud;
   size_t old = ptr ? osize : 0;
@@ -74,9 +76,12 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     vm->used -= old;
     return NULL;
   }
-  /* past the deadline, signalled while inside C where no hook fires: no
-   * growth, so Lua raises and unwinds (the outcome stays a timeout) */
-  if (nsize > old && vm->in_call && ac_watchdog_deadline_signalled()) {
+  /* well past the deadline, signalled, and still allocating: the thread is
+   * inside C where no hook fires (the hook would have stopped Lua code
+   * within microseconds). No growth, so Lua raises and unwinds; the
+   * outcome stays a timeout. */
+  if (nsize > old && vm->in_call && ac_watchdog_deadline_signalled() &&
+      ac_clock_mono_ms() >= vm->deadline_ms + STUCK_IN_C_MS) {
     vm->timed_out = 1;
     return NULL;
   }
