@@ -177,6 +177,20 @@ static void method_labels_are_bounded(void **state) {
   ac_test_response_free(&res);
 }
 
+/* How many of the open connections the server has closed. */
+static int count_closed(const int *fds, int n) {
+  int closed = 0;
+  for (int i = 0; i < n; i++) {
+    if (fds[i] < 0)
+      continue;
+    struct pollfd p = {fds[i], POLLIN, 0};
+    char b;
+    if (poll(&p, 1, 0) == 1 && recv(fds[i], &b, 1, MSG_DONTWAIT) <= 0)
+      closed++;
+  }
+  return closed;
+}
+
 /* One address opens more slow connections than its cap (each sends half a
  * request head and stops); another address is answered at once, and the
  * slow ones are closed after the idle timeout. */
@@ -192,15 +206,7 @@ static void one_client_cannot_keep_others_out(void **state) {
   }
   usleep(300 * 1000);
   /* past the cap, connections are closed by the server at once */
-  int refused = 0;
-  for (int i = 0; i < FLOOD; i++) {
-    if (fds[i] < 0)
-      continue;
-    struct pollfd p = {fds[i], POLLIN, 0};
-    char b;
-    if (poll(&p, 1, 0) == 1 && recv(fds[i], &b, 1, MSG_DONTWAIT) <= 0)
-      refused++;
-  }
+  int refused = count_closed(fds, FLOOD);
   long long t0 = now_ms();
   const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   int other = connect_from("127.0.0.2");
@@ -212,16 +218,10 @@ static void one_client_cannot_keep_others_out(void **state) {
   long long took = now_ms() - t0;
   /* the slow ones: closed once the idle timeout (2 s) passed */
   usleep(3500 * 1000);
-  int closed = 0;
-  for (int i = 0; i < FLOOD; i++) {
-    if (fds[i] < 0)
-      continue;
-    struct pollfd p = {fds[i], POLLIN, 0};
-    char b;
-    if (poll(&p, 1, 0) == 1 && recv(fds[i], &b, 1, MSG_DONTWAIT) <= 0)
-      closed++;
-    close(fds[i]);
-  }
+  int closed = count_closed(fds, FLOOD);
+  for (int i = 0; i < FLOOD; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
   fprintf(stderr, "  %d connections from one address, %d closed past its cap of %d; another "
           "address answered in %lld ms; %d closed after the idle timeout\n",
           open_n, refused, PER_CLIENT, took, closed);

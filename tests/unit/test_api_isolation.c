@@ -707,12 +707,14 @@ static void watch_while(const fixture *f, atomic_int *running, long long min_ms,
   }
 }
 
-/* Checks a wave of answers from the stuck namespace; counts busy ones. */
-static int stuck_answers_ok(client *cs, int n, int *busy, char *why, size_t size) {
+/* Checks a wave of answers whose plugin must end as a timeout or busy,
+ * within the answer budget; counts the busy ones. */
+static int wave_answers_ok(client *cs, int n, const char *plugin, int *busy, char *why,
+                           size_t size) {
   int bad = 0;
   for (int i = 0; i < n; i++) {
     const answer *a = &cs[i].answers[0];
-    const char *kind = error_kind(a->body, "iso-stuck");
+    const char *kind = error_kind(a->body, plugin);
     int is_busy = kind && strcmp(kind, "busy") == 0;
     *busy += is_busy;
     int ok = a->status == 200 && a->took_ms <= ANSWER_BUDGET_MS && kind &&
@@ -722,6 +724,17 @@ static int stuck_answers_ok(client *cs, int n, int *busy, char *why, size_t size
                a->took_ms, ANSWER_BUDGET_MS, BUSY_BUDGET_MS, kind ? kind : "(none)", a->err);
   }
   return bad;
+}
+
+/* One query to the calm namespace, so its states exist; then the server's
+ * thread count at rest. */
+static int warm_up(fixture *f) {
+  answer warm;
+  query(f, "calm", "warm-up 00032129", &warm);
+  assert_int_equal(warm.status, 200);
+  json_decref(warm.body);
+  sleep_ms(200);
+  return server_threads(f);
 }
 
 static int stuck_setup(void **state) {
@@ -738,12 +751,7 @@ static int stuck_setup(void **state) {
 
 static void stuck_calls_are_capped(void **state) {
   fixture *f = *state;
-  answer warm;
-  query(f, "calm", "warm-up 00032129", &warm);
-  assert_int_equal(warm.status, 200);
-  json_decref(warm.body);
-  sleep_ms(200);
-  int base_threads = server_threads(f);
+  int base_threads = warm_up(f);
   assert_true(base_threads > 0);
   int described = 0;
   double before = metric(f, "agentcore_calls_abandoned", NULL, &described, NULL);
@@ -762,8 +770,8 @@ static void stuck_calls_are_capped(void **state) {
 
   int busy = 0;
   char why1[500] = "", why2[500] = "";
-  int bad1 = stuck_answers_ok(wave1, n1, &busy, why1, sizeof why1);
-  int bad2 = stuck_answers_ok(wave2, n2, &busy, why2, sizeof why2);
+  int bad1 = wave_answers_ok(wave1, n1, "iso-stuck", &busy, why1, sizeof why1);
+  int bad2 = wave_answers_ok(wave2, n2, "iso-stuck", &busy, why2, sizeof why2);
   clients_free(wave1, n1);
   clients_free(wave2, n2);
   int busy_described = 0;
@@ -827,30 +835,17 @@ static int cstall_setup(void **state) {
  * abandoned, and timeout + 1 s after the last answer no worker is busy. */
 static void c_stalls_end_at_their_deadline(void **state) {
   fixture *f = *state;
-  answer warm;
-  query(f, "calm", "warm-up 00032129", &warm);
-  assert_int_equal(warm.status, 200);
-  json_decref(warm.body);
-  sleep_ms(200);
-  int base_threads = server_threads(f);
+  int base_threads = warm_up(f);
   watch w = {.max_abandoned = -1, .max_threads = base_threads};
   client cs[CSTALL_CLIENTS];
   atomic_int running;
   int n = clients_start(cs, CSTALL_CLIENTS, f, "cstall", 1, CLIENT_TIMEOUT_MS, &running);
   watch_while(f, &running, 0, &w);
   clients_join(cs, n);
-  int bad = 0, timeouts = 0;
+  int busy = 0;
   char why[500] = "";
-  for (int i = 0; i < n; i++) {
-    const answer *a = &cs[i].answers[0];
-    const char *kind = error_kind(a->body, "iso-cstall");
-    timeouts += kind && strcmp(kind, "timeout") == 0;
-    int ok = a->status == 200 && a->took_ms <= ANSWER_BUDGET_MS && kind &&
-             (strcmp(kind, "timeout") == 0 || strcmp(kind, "busy") == 0);
-    if (!ok && bad++ == 0)
-      snprintf(why, sizeof why, "status %ld after %lld ms, kind %s: %.300s", a->status, a->took_ms,
-               kind ? kind : "(none)", a->err);
-  }
+  int bad = wave_answers_ok(cs, n, "iso-cstall", &busy, why, sizeof why);
+  int timeouts = n - busy - bad;
   clients_free(cs, n);
   sleep_ms(HOOK_TIMEOUT_MS + 1000);
   double busy_workers = metric(f, "agentcore_workers_busy", NULL, NULL, NULL);
