@@ -1,5 +1,6 @@
 /* problem.c — JSON and RFC 9457 problem responses, request body parsing. */
 #include "api/http.h"
+#include "core/json_error.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,9 +54,9 @@ json_t *ac_request_json(const ac_request *req, ac_response *res) {
   json_error_t jerr;
   json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
   if (!doc) {
-    char detail[300];
-    snprintf(detail, sizeof detail, "malformed JSON at line %d column %d: %s", jerr.line,
-             jerr.column, jerr.text);
+    char where[300], detail[340];
+    ac_json_error_describe(&jerr, where, sizeof where);
+    snprintf(detail, sizeof detail, "malformed JSON at %s", where);
     ac_respond_problem(res, 400, detail, NULL);
     return NULL;
   }

@@ -1,5 +1,6 @@
 /* cli_util.c — JSON arguments, output and usage errors for subcommands. */
 #include "cli/cli_util.h"
+#include "core/json_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,9 +16,11 @@ int ac_cli_read_json(const char *arg, json_t **out, ac_err *err) {
     *out = json_load_file(arg + 1, flags, &jerr);
   else
     *out = json_loads(arg, flags, &jerr);
-  if (!*out)
-    return ac_err_set(err, AC_ERR_INVALID, "invalid JSON at line %d column %d: %s", jerr.line,
-                      jerr.column, jerr.text);
+  if (!*out) {
+    char where[300];
+    ac_json_error_describe(&jerr, where, sizeof where);
+    return ac_err_set(err, AC_ERR_INVALID, "invalid JSON at %s", where);
+  }
   return AC_OK;
 }
 

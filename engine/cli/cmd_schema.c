@@ -1,5 +1,6 @@
 /* cmd_schema.c — `agentcore schema validate SCHEMA INSTANCE` (docs/cli.md). */
 #include "cli/commands.h"
+#include "core/json_error.h"
 #include "core/config.h"
 #include "plugin/loader.h"
 #include "schema/schema.h"
@@ -45,9 +46,12 @@ static json_t *load_json(const char *path, size_t flags) {
   flags |= JSON_REJECT_DUPLICATES;
   json_t *v = strcmp(path, "-") == 0 ? json_loadf(stdin, flags, &jerr)
                                      : json_load_file(path, flags, &jerr);
-  if (!v)
-    fprintf(stderr, "agentcore schema: %s:%d:%d: %s\n", strcmp(path, "-") == 0 ? "<stdin>" : path,
-            jerr.line, jerr.column, jerr.text);
+  if (!v) {
+    char where[300];
+    ac_json_error_describe(&jerr, where, sizeof where);
+    fprintf(stderr, "agentcore schema: %s: invalid JSON at %s\n",
+            strcmp(path, "-") == 0 ? "<stdin>" : path, where);
+  }
   return v;
 }
 

@@ -71,6 +71,9 @@ logs=$(AGENTCORE_LOG_LEVEL=info "$BIN" plugin run "$tmp/secretive.lua" --hook on
 check "plugin run: the log line was written" "$(echo "$logs" | grep -q 'calling with' && echo 0 || echo 1)"
 check "plugin run: secrets redacted in message, values and names" \
   "$(echo "$logs" | grep -q 'sk-live-0123456789' && echo 1 || echo 0)"
+err=$("$BIN" plugin run "$tmp/secretive.lua" --hook onAgentQuery --config '{"apiKey": sk-live-0123456789}' 2>&1 >/dev/null)
+check "plugin run: malformed --config located, not quoted" \
+  "$(echo "$err" | grep -q 'line 1 column' && ! echo "$err" | grep -q 'sk-live' && echo 0 || echo 1)"
 rm -rf "$tmp"
 
 for c in "plugin --help" "plugin run --help" "plugin check --help" "version --help" "--help" "version"; do

@@ -147,6 +147,24 @@ static void framing_is_strict(void **state) {
   }
 }
 
+/* A malformed body is located (line, column, byte), never quoted: what
+ * stands near the error may be a secret. */
+static void malformed_json_is_not_quoted(void **state) {
+  (void)state;
+  char *admin = ac_test_token("admin", AC_PERM_MANAGE_NAMESPACES | AC_PERM_MANAGE_PLUGINS, 1, NULL,
+                              600);
+  assert_non_null(admin);
+  ac_test_response res;
+  assert_int_equal(ac_test_call(&srv, "POST", "/api/v1/departments", admin,
+                                "{\"name\": sk-live-0123456789}", &res),
+                   400);
+  assert_non_null(res.body);
+  assert_null(strstr(res.body, "sk-live"));
+  assert_non_null(strstr(res.body, "line 1 column"));
+  ac_test_response_free(&res);
+  free(admin);
+}
+
 static void head_works_on_get_routes(void **state) {
   (void)state;
   const char req[] = "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -235,6 +253,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(framing_is_strict),
       cmocka_unit_test(head_works_on_get_routes),
+      cmocka_unit_test(malformed_json_is_not_quoted),
       cmocka_unit_test(method_labels_are_bounded),
       cmocka_unit_test(one_client_cannot_keep_others_out),
   };
