@@ -5,6 +5,7 @@
 #include "app/app.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/utf8.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -281,6 +282,8 @@ static const char *refuse_head(struct MHD_Connection *c, const char *url, const 
     return "an HTTP/1.1 request needs exactly one Host header";
   if (strstr(url, "%00") || strcasestr(url, "%2f") || has_control(url, strlen(url)))
     return "the path holds an encoded NUL or slash, or control bytes";
+  if (!ac_utf8_valid(url, strlen(url)))
+    return "the path is not valid UTF-8";
   return NULL;
 }
 

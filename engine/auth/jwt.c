@@ -5,6 +5,8 @@
 #include "core/crypto.h"
 #include "core/hash.h"
 
+#define AC_JWT_SUB_MAX 256 /* characters of the sub claim */
+
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -433,6 +435,12 @@ static int fill_principal(const json_t *claims, ac_principal *out, ac_err *err) 
   const json_t *sub = json_object_get(claims, "sub");
   if (!json_is_string(sub) || json_string_length(sub) == 0)
     return deny(err, "sub is missing or not a non-empty string");
+  /* the actor recorded with every write: longer ones do not fit the audit */
+  size_t chars = 0;
+  for (const char *c = json_string_value(sub); *c; c++)
+    chars += ((unsigned char)*c & 0xC0) != 0x80;
+  if (chars > AC_JWT_SUB_MAX)
+    return deny(err, "sub is longer than 256 characters");
   if (!(out->sub = strdup(json_string_value(sub))))
     return ac_err_set(err, AC_ERR_NOMEM, "jwt: out of memory");
 

@@ -33,6 +33,17 @@ static size_t sequence_length(const unsigned char *s, size_t n) {
   return len;
 }
 
+int ac_utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    size_t n = sequence_length(p + i, len - i);
+    if (n == 0)
+      return 0;
+    i += n;
+  }
+  return 1;
+}
+
 size_t ac_utf8_repair(char *s, size_t len) {
   unsigned char *p = (unsigned char *)s;
   size_t replaced = 0;

@@ -15,4 +15,7 @@
  * changes. Returns the number of bytes replaced. */
 size_t ac_utf8_repair(char *s, size_t len);
 
+/* 1 if s[0..len) is valid UTF-8 as ac_utf8_repair understands it. */
+int ac_utf8_valid(const char *s, size_t len);
+
 #endif

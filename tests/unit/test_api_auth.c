@@ -113,6 +113,12 @@ static void bad_tokens_answer_401(void **state) {
                              "nbf", (json_int_t)(now + 3600));
   json_t *bad_perm = json_pack("{s:s, s:s, s:b, s:I}", "sub", "u", "permissions",
                                "canManagePlugins", "global", 1, "exp", (json_int_t)(now + 600));
+  char long_sub[300];
+  memset(long_sub, 'u', 257);
+  long_sub[257] = '\0';
+  json_t *sub_257 = json_pack("{s:s, s:[s], s:b, s:I}", "sub", long_sub, "permissions",
+                              "canManagePlugins", "global", 1, "exp", (json_int_t)(now + 600));
+  char *t_long_sub = ac_test_sign(sub_257);
   char *t_expired = ac_test_sign(expired), *t_no_exp = ac_test_sign(no_exp),
        *t_no_sub = ac_test_sign(no_sub), *t_future = ac_test_sign(future),
        *t_bad_perm = ac_test_sign(bad_perm);
@@ -145,7 +151,7 @@ static void bad_tokens_answer_401(void **state) {
       {t_no_sub, "no sub"},         {t_future, "nbf in the future"}, {t_bad_perm, "permissions not an array"},
       {rs256, "alg RS256"},         {none, "alg none"},             {hs512, "alg HS512"},
       {padded, "padding"},          {other, "other secret"},        {"abc.def", "two parts"},
-      {"not a token", "garbage"},   {huge, "over 8 KiB"},
+      {"not a token", "garbage"},   {huge, "over 8 KiB"},          {t_long_sub, "sub over 256 characters"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     assert_non_null(cases[i].token);
@@ -157,6 +163,8 @@ static void bad_tokens_answer_401(void **state) {
   json_decref(future);
   json_decref(bad_perm);
   json_decref(claims);
+  json_decref(sub_257);
+  free(t_long_sub);
   free(t_expired);
   free(t_no_exp);
   free(t_no_sub);

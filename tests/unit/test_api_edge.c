@@ -130,6 +130,8 @@ static void framing_is_strict(void **state) {
        "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400, 1},
       {"control byte in a value", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\001b\r\n\r\n", 400, 1},
       {"encoded NUL in the path", "GET /healthz%00/anything HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1},
+      {"a path that is not UTF-8", "GET /api/v1/namespaces/%ff%fe/events/x HTTP/1.1\r\nHost: x\r\n\r\n",
+       400, 1},
       {"encoded slash in the path", "GET /api/v1/namespaces/a%2Fb HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1},
       {"two Authorization headers",
        "GET /api/v1/plugins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",

@@ -27,6 +27,14 @@ static void test_valid_text_is_kept(void **state) {
   check("a\0b", 3, "a\0b", 0);
 }
 
+static void test_validity(void **state) {
+  (void)state;
+  assert_true(ac_utf8_valid("\xc3\xa9t\xc3\xa9", 6));
+  assert_true(ac_utf8_valid("", 0));
+  assert_false(ac_utf8_valid("\xff", 1));
+  assert_false(ac_utf8_valid("ok\xe2\x82", 4));
+}
+
 static void test_malformed_bytes_are_replaced(void **state) {
   (void)state;
   check("\xff\xfe ok", 5, "?? ok", 2);
@@ -43,6 +51,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_text_is_kept),
       cmocka_unit_test(test_malformed_bytes_are_replaced),
+      cmocka_unit_test(test_validity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
