@@ -86,6 +86,29 @@ static json_t *plugins_for(ac_app *app, const json_t *snapshot, unsigned cap) {
   return ids;
 }
 
+/* Nesting an event's data may have: what a plugin's json.encode and the
+ * engine's conversions accept, with room to spare, so an accepted event can
+ * always be loaded, handed to its plugins and delivered. */
+#define EVENT_DATA_DEPTH_MAX 64
+
+/* 1 if v nests at most `left` levels of objects and arrays. */
+static int depth_within(const json_t *v, int left) {
+  if (!json_is_object(v) && !json_is_array(v))
+    return 1;
+  if (left == 0)
+    return 0;
+  if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v); i++)
+      if (!depth_within(json_array_get(v, i), left - 1))
+        return 0;
+    return 1;
+  }
+  const char *k;
+  json_t *x;
+  json_object_foreach((json_t *)v, k, x) if (!depth_within(x, left - 1)) return 0;
+  return 1;
+}
+
 /* Checks an event body; returns the capability it needs, or 0 after
  * answering 400. */
 static unsigned check_event(json_t *doc, ac_response *res, const char **type, const char **key) {
@@ -111,6 +134,10 @@ static unsigned check_event(json_t *doc, ac_response *res, const char **type, co
   }
   if (data && !json_is_object(data)) {
     ac_respond_problem(res, 400, "data must be an object", NULL);
+    return 0;
+  }
+  if (data && !depth_within(data, EVENT_DATA_DEPTH_MAX)) {
+    ac_respond_problem(res, 400, "data nests deeper than 64 levels", NULL);
     return 0;
   }
   if (!opt_string(doc, "idempotencyKey", key, 255) || (*key && !**key)) {

@@ -472,6 +472,22 @@ static void event_request_errors(void **state) {
       fail_msg("case %zu (%s): expected %ld", i, cases[i].body, cases[i].status);
     ac_test_response_free(&res);
   }
+  /* data nested past what the pipeline can always deliver is refused at
+   * intake, one level less is accepted */
+  for (int depth = 64; depth <= 65; depth++) {
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"type\":\"document.ready\",\"documentId\":\"deep\",\"data\":");
+    for (int i = 0; i < depth; i++)
+      n += snprintf(body + n, sizeof body - (size_t)n, "{\"a\":");
+    n += snprintf(body + n, sizeof body - (size_t)n, "1");
+    for (int i = 0; i <= depth; i++)
+      n += snprintf(body + n, sizeof body - (size_t)n, "}");
+    ac_test_response res;
+    ac_test_call(&srv, "POST", "/api/v1/namespaces/hf-none/events", admin, body, &res);
+    if (res.status != (depth == 64 ? 202 : 400))
+      fail_msg("data %d levels deep: status %ld", depth, res.status);
+    ac_test_response_free(&res);
+  }
   /* unknown event id and an id that is not a UUID: 404 */
   const char *paths[] = {"/api/v1/namespaces/hf-idem/events/6f1c2e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f",
                          "/api/v1/namespaces/hf-idem/events/not-a-uuid"};
