@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "auth/jwt.h"
 #include "fixtures.h"
 #include "server_fixture.h"
 
