@@ -1,6 +1,7 @@
 -- stage: load
 -- expect: contract
 -- message: more than 65536 tables
+-- timeout-ms: 3000
 -- A configSchema of a few tables shared ten ways over six levels: a
 -- million tables once written out. Loading counts what it writes.
 local t = { type = "string" }

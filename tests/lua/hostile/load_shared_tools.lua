@@ -1,6 +1,7 @@
 -- stage: load
 -- expect: contract
 -- message: more than 262144 values
+-- timeout-ms: 3000
 -- tools whose inputSchema shares one table ten ways over six levels.
 local t = { type = "string" }
 for _ = 1, 6 do

@@ -1,5 +1,6 @@
 -- expect: error
 -- message: more than 262144 values
+-- timeout-ms: 3000
 -- Six levels of a table shared ten times over: a tree of a million nodes
 -- from a few tables. The conversion counts every node it writes.
 return { id = "result-shared", capabilities = { "agent_query" },
