@@ -13,6 +13,7 @@ static int stuck;
 
 typedef struct slot {
   ac_guard_job job;
+  pthread_t thread;
   pthread_cond_t done_cv;
   int done;
   int abandoned;
@@ -71,12 +72,10 @@ ac_guard_ticket *ac_guard_start(const ac_guard_job *job, int *rc) {
   pthread_cond_init(&s->done_cv, &attr);
   pthread_condattr_destroy(&attr);
 
-  pthread_t t;
-  pthread_attr_t tattr;
-  pthread_attr_init(&tattr);
-  pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
-  int err = pthread_create(&t, &tattr, thread_main, s);
-  pthread_attr_destroy(&tattr);
+  /* joinable: a job that ends in time is joined, so its thread has
+   * finished (thread-local destructors, libraries' per-thread state
+   * included) before the caller goes on; an abandoned one is detached */
+  int err = pthread_create(&s->thread, NULL, thread_main, s);
   if (err != 0) {
     pthread_cond_destroy(&s->done_cv);
     free(s);
@@ -96,11 +95,13 @@ int ac_guard_wait(ac_guard_ticket *t, int64_t wait_until_ms) {
     if (pthread_cond_timedwait(&s->done_cv, &lock, &ts) != 0 && !s->done) {
       s->abandoned = 1;
       stuck++;
+      pthread_detach(s->thread); /* it frees the slot when it ends */
       pthread_mutex_unlock(&lock);
       return AC_ERR_TIMEOUT;
     }
   }
   pthread_mutex_unlock(&lock);
+  pthread_join(s->thread, NULL);
   pthread_cond_destroy(&s->done_cv);
   free(s);
   return AC_OK;
