@@ -89,6 +89,12 @@ int ac_log_within(ac_logger *log, ac_log_level level, const char *msg, json_t *f
     }
   }
   json_decref(fields);
+  /* measured first when the room is bounded: a line far past it (a plugin's
+   * fields, six bytes a character once escaped) is never built */
+  if (room != SIZE_MAX && json_dumpb(line, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1 > room) {
+    json_decref(line);
+    return -1;
+  }
   char *text = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
   json_decref(line);
   if (!text)

@@ -3,7 +3,6 @@
 #include "dispatch/call.h"
 #include "core/clock.h"
 #include "core/hash.h"
-#include "core/utf8.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -208,8 +207,6 @@ static void deliver(ac_call *c, const ac_outcome *out, json_t *result) {
     c->final_init_ran = c->init_ran;
   }
   c->final_out.duration_ms = ac_clock_mono_ms() - c->started_ms;
-  ac_utf8_repair(c->final_out.message, strlen(c->final_out.message));
-  ac_utf8_repair(c->final_init.message, strlen(c->final_init.message));
   c->final_result = result;
   if (out->kind == AC_OUTCOME_BUSY)
     count_busy(c);

@@ -191,13 +191,15 @@ static const char *greedy(mstate *ms, const char *s, const char *p,
                           const char *ep) {
   ptrdiff_t n = 0, cost = item_cost(p, ep);
   /* charged as it runs, not after: with a long set every byte is a scan */
-  ptrdiff_t every = cost >= 64 ? 1 : 256;
+  ptrdiff_t every = cost >= 64 ? 1 : 256, left = every;
   while (item_match(ms, s + n, p, ep)) {
     n++;
-    if (n % every == 0)
+    if (--left == 0) {
       charge(ms, every * cost / 8);
+      left = every;
+    }
   }
-  charge(ms, (n % every) * cost / 8);
+  charge(ms, (every - left) * cost / 8);
   for (; n >= 0; n--) {
     const char *r = match(ms, s + n, ep + 1);
     if (r != NULL)

@@ -232,7 +232,9 @@ const char *ac_vm_namespace(lua_State *L) { return ac_vm_of(L)->ns; }
 
 /* A typed failure is only that if its own error value ends the call: a
  * plugin that catches it with pcall and then fails otherwise gets a plain
- * error. The value is kept in the registry for the comparison. */
+ * error. The value is kept in the registry for the comparison, which is
+ * made only when this call raised one (its flag is set), so a value left
+ * from an earlier call is never compared. */
 #define TYPED_ERROR_KEY "ac.typed_error"
 
 static int raise_typed(lua_State *L) {
@@ -361,8 +363,6 @@ static void call_enter(ac_vm *vm, const char *ns, int64_t deadline_ms) {
   vm->deadline_ms = deadline_ms;
   vm->timed_out = vm->memory_exceeded = vm->contract_failed = vm->retry_requested = 0;
   vm->retry_delay_s = -1;
-  lua_pushnil(vm->L);
-  lua_setfield(vm->L, LUA_REGISTRYINDEX, TYPED_ERROR_KEY);
   vm->ns = ns;
   vm->logged_bytes = 0;
   vm->log_truncated = 0;
