@@ -70,3 +70,10 @@ void ac_buf_free(ac_buf *b) {
   b->data = NULL;
   b->len = b->cap = 0;
 }
+
+size_t ac_str_copy(char *dst, size_t size, const char *src) {
+  size_t n = strnlen(src, size - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+  return n;
+}

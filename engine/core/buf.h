@@ -23,6 +23,11 @@ int ac_buf_append(ac_buf *b, const void *p, size_t n);
 /* Appends a NUL-terminated string. */
 int ac_buf_puts(ac_buf *b, const char *s);
 
+/* Copies src into dst (size > 0), cut to fit and always NUL-terminated:
+ * snprintf(dst, size, "%s", src) without parsing a format, for hot paths.
+ * Returns the length copied. */
+size_t ac_str_copy(char *dst, size_t size, const char *src);
+
 /* Appends printf-style text. */
 int ac_buf_printf(ac_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,7 @@
 /* call.c — admission, the slice on the caller's thread, the hand-over to
  * the workers, and exactly-once delivery of a call's outcome. */
 #include "dispatch/call.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/hash.h"
 
@@ -401,7 +402,7 @@ static void copy_str(char *dst, size_t size, const char *src, const char **field
     *field = NULL;
     return;
   }
-  snprintf(dst, size, "%s", src);
+  ac_str_copy(dst, size, src);
   *field = dst;
 }
 
@@ -415,7 +416,7 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->ud = ud;
   ac_plugin_handle_ref(spec->h);
   c->h = spec->h;
-  snprintf(c->hook, sizeof c->hook, "%s", spec->hook);
+  ac_str_copy(c->hook, sizeof c->hook, spec->hook);
   c->arg = spec->arg ? json_incref((json_t *)spec->arg) : NULL;
   c->ctx = spec->ctx;
   copy_str(c->ns, sizeof c->ns, spec->ctx.namespace_id, &c->ctx.namespace_id);

@@ -83,23 +83,64 @@ static json_t *prepare_config(const ac_plugin_info *info, const json_t *stored) 
   return json_pack("{s:o, s:o, s:I}", "config", config, "secrets", secrets, "serial", serial);
 }
 
-/* The prepared config of key, made on first use. A new reference. */
-static json_t *prepared_get(ac_init_tracker *t, const char *key, const ac_plugin_info *info,
-                            const json_t *stored) {
+/* The prepared config of key, made on first use (holding its key as
+ * "key"). A new reference. */
+static json_t *prepared_get(ac_init_tracker *t, const char *key, size_t key_len,
+                            const ac_plugin_info *info, const json_t *stored) {
   pthread_mutex_lock(&t->prepared_lock);
-  json_t *p = json_incref(json_object_get(t->prepared, key));
+  json_t *p = json_incref(json_object_getn(t->prepared, key, key_len));
   pthread_mutex_unlock(&t->prepared_lock);
   if (p)
     return p;
   p = prepare_config(info, stored);
-  if (!p)
+  if (!p || json_object_set_new(p, "key", json_stringn(key, key_len)) != 0) {
+    json_decref(p);
     return NULL;
+  }
   pthread_mutex_lock(&t->prepared_lock);
   if (json_object_size(t->prepared) >= PREPARED_MAX)
     json_object_clear(t->prepared);
-  json_object_set(t->prepared, key, p);
+  json_object_setn(t->prepared, key, key_len, p);
   pthread_mutex_unlock(&t->prepared_lock);
   return p;
+}
+
+/* Appends s and a unit separator to key at *len; 0 when it does not fit. */
+static int key_part(char *key, size_t size, size_t *len, const char *s, size_t n) {
+  if (*len + n + 1 >= size)
+    return 0;
+  memcpy(key + *len, s, n);
+  *len += n;
+  key[(*len)++] = '\x1f';
+  return 1;
+}
+
+/* Writes v in decimal at p; its length. */
+static size_t put_decimal(char *p, unsigned long long v) {
+  char digits[24];
+  size_t n = 0;
+  do
+    digits[n++] = (char)('0' + v % 10);
+  while ((v /= 10));
+  for (size_t i = 0; i < n; i++)
+    p[i] = digits[n - 1 - i];
+  return n;
+}
+
+/* "ns \x1f plugin \x1f config version \x1f code serial": each prepared
+ * once, a key whose versions changed is simply a new key. Its length; 0
+ * when it does not fit (ids are far shorter). */
+static size_t prepared_key(char *key, size_t size, const char *ns, const char *plugin,
+                           json_int_t version, uint64_t serial) {
+  size_t len = 0;
+  if (!key_part(key, size, &len, ns, strlen(ns)) ||
+      !key_part(key, size, &len, plugin, strlen(plugin)) || len + 48 >= size)
+    return 0;
+  len += put_decimal(key + len, version > 0 ? (unsigned long long)version : 0);
+  key[len++] = '\x1f';
+  len += put_decimal(key + len, serial);
+  key[len] = '\0';
+  return len;
 }
 
 int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *department,
@@ -115,21 +156,25 @@ int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *d
   const ac_plugin_info *info = ac_plugin_handle_info(t->h);
   if (!(info->caps & cap))
     return 0;
-  snprintf(t->init_key, sizeof t->init_key, "%s\x1f%s\x1f%lld\x1f%llu", ns, plugin,
-           (long long)json_integer_value(json_object_get(entry, "version")),
-           (unsigned long long)ac_plugin_handle_serial(t->h));
+  char key[512];
+  size_t key_len =
+      prepared_key(key, sizeof key, ns, plugin, json_integer_value(json_object_get(entry, "version")),
+                   ac_plugin_handle_serial(t->h));
   /* a new plugin version may have changed its schema under a stored config */
-  json_t *prepared = prepared_get(env->inits, t->init_key, info, json_object_get(entry, "config"));
+  json_t *prepared = key_len ? prepared_get(env->inits, key, key_len, info,
+                                            json_object_get(entry, "config"))
+                             : NULL;
   const char *error = json_string_value(json_object_get(prepared, "error"));
   if (!prepared || error) {
     fail(out, AC_OUTCOME_CONTRACT, "%s", error ? error : "out of memory preparing the config");
     json_decref(prepared);
     return -1;
   }
-  t->config = json_incref(json_object_get(prepared, "config"));
-  t->secrets = json_incref(json_object_get(prepared, "secrets"));
+  t->prepared = prepared;
+  t->init_key = json_string_value(json_object_get(prepared, "key"));
+  t->ctx.config = json_object_get(prepared, "config");
+  t->ctx.secrets = json_object_get(prepared, "secrets");
   t->ctx.config_serial = (uint64_t)json_integer_value(json_object_get(prepared, "serial"));
-  json_decref(prepared);
 
   if (info->has_init) {
     pthread_mutex_lock(&env->inits->lock);
@@ -159,16 +204,13 @@ int ac_hook_target_prepare(const ac_hook_env *env, const char *ns, const char *d
   t->ctx.namespace_id = ns;
   t->ctx.department_id = department;
   t->ctx.plugin_id = info->id;
-  t->ctx.config = t->config;
-  t->ctx.secrets = t->secrets;
   t->ctx.kv = env->kv;
   return 1;
 }
 
 void ac_hook_target_clear(ac_hook_target *t) {
   ac_plugin_handle_release(t->h);
-  json_decref(t->config);
-  json_decref(t->secrets);
+  json_decref(t->prepared);
   memset(t, 0, sizeof *t);
 }
 

@@ -32,11 +32,12 @@ void ac_init_tracker_free(ac_init_tracker *t);
  * the call context, and whether init must run first. */
 typedef struct ac_hook_target {
   ac_plugin_handle *h; /* referenced; released by ac_hook_target_clear */
-  ac_call_context ctx;
-  json_t *config;      /* defaults applied */
-  json_t *secrets;     /* secret strings of the config, for log redaction */
+  ac_call_context ctx; /* its config and secrets are the prepared entry's */
+  json_t *prepared;    /* referenced: the (namespace, plugin, config version,
+                          code) entry: config with defaults applied, its
+                          secret strings, its key */
+  const char *init_key; /* the prepared entry's key, for the init-once rule */
   int run_init;
-  char init_key[512];
 } ac_hook_target;
 
 /* Prepares plugin entry {"pluginId","config","version"} of namespace ns

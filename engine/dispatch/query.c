@@ -1,6 +1,7 @@
 /* query.c — concurrent onAgentQuery fan-out, answered when the last call
  * ends. */
 #include "dispatch/query.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "dispatch/call.h"
 #include "lua/watchdog.h"
@@ -77,9 +78,53 @@ typedef struct query_run {
   char ns[160], dept[160]; /* the request's strings are gone by the answer */
   pthread_mutex_t lock;
   int pending; /* calls not yet ended, plus one while calls are started */
-  size_t n;
+  size_t n, capacity;
+  struct query_run *next_free;
   slot slots[];
 } query_run;
+
+/* A run (a slot per plugin) is larger than the allocator's per-thread
+ * caches hold, and every query makes one: freed runs with room for
+ * RUN_POOL_SLOTS plugins are kept for the next queries. */
+#define RUN_POOL_SLOTS 32
+#define RUN_POOL_MAX 64
+static pthread_mutex_t run_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static query_run *run_pool;
+static int run_pool_size;
+
+/* A zeroed run with n slots; NULL when out of memory. */
+static query_run *run_alloc(size_t n) {
+  query_run *run = NULL;
+  if (n <= RUN_POOL_SLOTS) {
+    pthread_mutex_lock(&run_pool_lock);
+    if ((run = run_pool)) {
+      run_pool = run->next_free;
+      run_pool_size--;
+    }
+    pthread_mutex_unlock(&run_pool_lock);
+  }
+  size_t capacity = n <= RUN_POOL_SLOTS ? RUN_POOL_SLOTS : n;
+  if (!run && !(run = malloc(sizeof *run + capacity * sizeof(slot))))
+    return NULL;
+  memset(run, 0, sizeof *run + n * sizeof(slot));
+  run->capacity = capacity;
+  return run;
+}
+
+static void run_free(query_run *run) {
+  int keep = 0;
+  if (run->capacity == RUN_POOL_SLOTS) {
+    pthread_mutex_lock(&run_pool_lock);
+    if ((keep = run_pool_size < RUN_POOL_MAX)) {
+      run->next_free = run_pool;
+      run_pool = run;
+      run_pool_size++;
+    }
+    pthread_mutex_unlock(&run_pool_lock);
+  }
+  if (!keep)
+    free(run);
+}
 
 /* Builds the answer in plugin order and frees the run. */
 static void answer(query_run *run) {
@@ -109,7 +154,7 @@ static void answer(query_run *run) {
   ac_query_done_fn done = run->done;
   void *ud = run->ud;
   pthread_mutex_destroy(&run->lock);
-  free(run);
+  run_free(run);
   done(body, ud);
 }
 
@@ -143,7 +188,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
   const json_t *plugins = json_object_get(snapshot, "plugins");
   const char *dept = json_string_value(json_object_get(snapshot, "departmentId"));
   size_t n = json_array_size(plugins);
-  query_run *run = calloc(1, sizeof *run + n * sizeof(slot));
+  query_run *run = run_alloc(n);
   if (!run) {
     json_t *errors = json_array();
     add_error(errors, "engine", "error", "out of memory");
@@ -158,15 +203,14 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
   run->n = n;
   run->pending = 1;
   pthread_mutex_init(&run->lock, NULL);
-  snprintf(run->ns, sizeof run->ns, "%s", ns);
-  snprintf(run->dept, sizeof run->dept, "%s", dept ? dept : "");
+  ac_str_copy(run->ns, sizeof run->ns, ns);
+  ac_str_copy(run->dept, sizeof run->dept, dept ? dept : "");
   int64_t deadline = ac_clock_mono_ms() + env->timeout_ms;
   for (size_t i = 0; i < n; i++) {
     slot *s = &run->slots[i];
     s->run = run;
     const json_t *entry = json_array_get(plugins, i);
-    snprintf(s->plugin, sizeof s->plugin, "%s",
-             json_string_value(json_object_get(entry, "pluginId")));
+    ac_str_copy(s->plugin, sizeof s->plugin, json_string_value(json_object_get(entry, "pluginId")));
     ac_outcome early;
     s->state = ac_hook_target_prepare(env, run->ns, dept ? run->dept : NULL, entry,
                                       AC_CAP_AGENT_QUERY, &s->target, &early);

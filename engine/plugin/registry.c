@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 
 struct ac_plugin_handle {
-  int refs; /* guarded by the registry lock */
+  atomic_int refs; /* taken from an entry under the registry lock, so the
+                      entry's own reference keeps it above zero meanwhile */
   ac_registry *registry;
   ac_plugin *plugin;
   uint64_t serial;
@@ -52,6 +53,7 @@ typedef struct entry {
   struct timespec mtime;
   int seen; /* marked during a scan */
   ac_plugin_handle *good; /* current good version, or NULL */
+  uint64_t good_id_hash;  /* of good's id: lookups compare it first */
   char *error;            /* last load error, or NULL */
   char fallback_id[65];   /* shown when no version ever loaded */
   int64_t loaded_at;      /* wall ms of the good version */
@@ -214,7 +216,7 @@ static ac_plugin_handle *handle_new(ac_registry *r, ac_plugin *p) {
   ac_plugin_handle *h = calloc(1, sizeof *h);
   if (!h)
     return NULL;
-  h->refs = 1;
+  atomic_init(&h->refs, 1);
   h->registry = r;
   h->plugin = p;
   h->serial = ++r->next_serial;
@@ -231,20 +233,11 @@ static void handle_destroy(ac_plugin_handle *h) {
 }
 
 void ac_plugin_handle_release(ac_plugin_handle *h) {
-  if (!h)
-    return;
-  pthread_mutex_lock(&h->registry->lock);
-  int last = --h->refs == 0;
-  pthread_mutex_unlock(&h->registry->lock);
-  if (last)
+  if (h && atomic_fetch_sub(&h->refs, 1) == 1)
     handle_destroy(h);
 }
 
-void ac_plugin_handle_ref(ac_plugin_handle *h) {
-  pthread_mutex_lock(&h->registry->lock);
-  h->refs++;
-  pthread_mutex_unlock(&h->registry->lock);
-}
+void ac_plugin_handle_ref(ac_plugin_handle *h) { atomic_fetch_add(&h->refs, 1); }
 
 const ac_plugin_info *ac_plugin_handle_info(const ac_plugin_handle *h) {
   return ac_plugin_get_info(h->plugin);
@@ -316,8 +309,10 @@ static entry *find_entry(ac_registry *r, const char *path) {
 
 /* The entry currently serving id (a good version), other than self. */
 static entry *owner_of(ac_registry *r, const char *id, const entry *self) {
+  uint64_t h = ac_hash_str(AC_HASH_SEED, id);
   for (entry *e = r->entries; e; e = e->next)
-    if (e != self && e->good && strcmp(ac_plugin_handle_info(e->good)->id, id) == 0)
+    if (e != self && e->good && e->good_id_hash == h &&
+        strcmp(ac_plugin_handle_info(e->good)->id, id) == 0)
       return e;
   return NULL;
 }
@@ -428,6 +423,7 @@ static int scan_file(ac_registry *r, const char *path, int builtin) {
     } else {
       old = e->good;
       e->good = handle_new(r, p);
+      e->good_id_hash = e->good ? ac_hash_str(AC_HASH_SEED, id) : 0;
       e->loaded_at = ac_clock_wall_ms();
       set_error(e, NULL);
     }
@@ -534,7 +530,7 @@ ac_plugin_handle *ac_registry_acquire(ac_registry *r, const char *id) {
   entry *e = owner_of(r, id, NULL);
   if (e) {
     h = e->good;
-    h->refs++;
+    atomic_fetch_add(&h->refs, 1);
   }
   pthread_mutex_unlock(&r->lock);
   return h;
