@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,58 @@ typedef struct conn_state {
   const char *route;         /* for metrics once it is sent */
 } conn_state;
 
+/* Response bodies are copied into blocks that are reused: a fresh
+ * allocation of a body's size for every response costs the allocator more
+ * than the copy (larger sizes than its per-thread caches hold). */
+#define BODY_BLOCK (16 * 1024)
+#define BODY_POOL_MAX 256
+
+typedef struct body_block {
+  struct body_block *next_free;
+  size_t capacity;
+  char data[];
+} body_block;
+
+static pthread_mutex_t body_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static body_block *body_pool;
+static int body_pool_size;
+
+/* A copy of len bytes of text in a block; NULL when out of memory. */
+static char *body_copy(const char *text, size_t len) {
+  body_block *b = NULL;
+  if (len <= BODY_BLOCK) {
+    pthread_mutex_lock(&body_pool_lock);
+    if ((b = body_pool)) {
+      body_pool = b->next_free;
+      body_pool_size--;
+    }
+    pthread_mutex_unlock(&body_pool_lock);
+  }
+  size_t capacity = len <= BODY_BLOCK ? BODY_BLOCK : len;
+  if (!b && !(b = malloc(sizeof *b + capacity)))
+    return NULL;
+  b->capacity = capacity;
+  memcpy(b->data, text, len);
+  return b->data;
+}
+
+/* MHD's free callback of a response body made by body_copy. */
+static void body_release(void *data) {
+  body_block *b = (body_block *)((char *)data - offsetof(body_block, data));
+  int keep = 0;
+  if (b->capacity == BODY_BLOCK) {
+    pthread_mutex_lock(&body_pool_lock);
+    if ((keep = body_pool_size < BODY_POOL_MAX)) {
+      b->next_free = body_pool;
+      body_pool = b;
+      body_pool_size++;
+    }
+    pthread_mutex_unlock(&body_pool_lock);
+  }
+  if (!keep)
+    free(b);
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res) {
   /* most bodies fit this thread's scratch buffer: written there in one
    * pass and copied once, instead of grown by reallocation */
@@ -72,12 +125,19 @@ static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res)
       len = text ? strlen(text) : 0;
     }
   }
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, text ? text : (char *)"", MHD_RESPMEM_MUST_COPY);
+  char *copy = len ? body_copy(text, len) : NULL;
   if (text && text != res->text && text != scratch)
     free(text);
-  if (!r)
+  if (len && !copy)
     return MHD_NO;
+  struct MHD_Response *r =
+      copy ? MHD_create_response_from_buffer_with_free_callback(len, copy, body_release)
+           : MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
+  if (!r) {
+    if (copy)
+      body_release(copy);
+    return MHD_NO;
+  }
   if (len || res->body)
     MHD_add_response_header(r, "Content-Type",
                             res->content_type ? res->content_type : "application/json");

@@ -34,11 +34,11 @@ struct ac_plugin_handle {
 typedef struct idle_state {
   ac_vm *vm;
   ac_plugin_handle *h;
-  char *ns;
   size_t bytes;
   unsigned bucket;
   struct idle_state *lru_prev, *lru_next;
   struct idle_state *bucket_next;
+  char ns[];
 } idle_state;
 
 #define IDLE_BUCKETS 4096
@@ -106,7 +106,6 @@ static void idle_unlink(ac_registry *r, idle_state *s) {
 
 static void idle_free(idle_state *s) {
   ac_vm_free(s->vm);
-  free(s->ns);
   free(s);
 }
 
@@ -143,15 +142,14 @@ void ac_plugin_handle_give_state(ac_plugin_handle *h, const char *ns, ac_vm *vm)
   if (!vm)
     return;
   ac_registry *r = h->registry;
-  idle_state *s = ac_vm_usable(vm) && r->idle_max > 0 ? calloc(1, sizeof *s) : NULL;
-  if (s)
-    s->ns = strdup(ns ? ns : "");
-  if (!s || !s->ns) {
-    if (s)
-      free(s);
+  size_t len = ns ? strlen(ns) : 0;
+  idle_state *s = ac_vm_usable(vm) && r->idle_max > 0 ? malloc(sizeof *s + len + 1) : NULL;
+  if (!s) {
     ac_vm_free(vm);
     return;
   }
+  memset(s, 0, sizeof *s);
+  memcpy(s->ns, ns ? ns : "", len + 1);
   s->vm = vm;
   s->h = h;
   s->bytes = ac_vm_memory_used(vm);
