@@ -126,8 +126,12 @@ echo "   64 connections: agentcore $a req/s, baseline $b req/s, ratio $(ratio "$
 fi
 if want 6; then
 echo "6. Growth: query dispatch with 1 vs 20 plugins enabled in a namespace"
+# each measured after a second of warm-up: states built, plugins past
+# their probation on the workers
+wrk -t2 -c16 -d1s -s "$q" "$API/namespaces/q20/query" > /dev/null
 one=$(wrk -t2 -c16 -d"${DUR}s" -s "$q" "$API/namespaces/q20/query" | rps)
 for i in $(seq 2 20); do call -XPOST -d '{}' "$API/namespaces/q20/plugins/echo$i"; done
+wrk -t2 -c16 -d1s -s "$q" "$API/namespaces/q20/query" > /dev/null
 twenty=$(wrk -t2 -c16 -d"${DUR}s" -s "$q" "$API/namespaces/q20/query" | rps)
 echo "   1 plugin $one req/s, 20 plugins $twenty req/s: 20 plugins cost $(ratio "$one" "$twenty")x the time of 1 (target <= 4x; linear would be 20x)"
 echo "   ... and 1 vs 10,000 namespaces"

@@ -12,6 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Small blocks Lua frees are kept per state, by size class, for its next
+ * allocations: a state runs on whichever thread takes its call, and the
+ * allocator's slow path is a block freed on another thread than the one
+ * that made it. At most SMALL_CACHE_BYTES per state. */
+#define SMALL_STEP 16
+#define SMALL_MAX 256
+#define SMALL_CLASSES (SMALL_MAX / SMALL_STEP)
+#define SMALL_CACHE_BYTES (128 * 1024)
+
+typedef struct small_block {
+  struct small_block *next;
+} small_block;
+
 struct ac_vm {
   lua_State *L;
   ac_vm_config cfg;
@@ -20,6 +33,8 @@ struct ac_vm {
   /* allocator */
   size_t used;
   int memory_exceeded;
+  struct small_block *small[SMALL_CLASSES]; /* freed small blocks, by class */
+  size_t small_cached;                      /* their bytes */
 
   /* the call in flight */
   int in_call;
@@ -68,11 +83,58 @@ const char *ac_outcome_kind_name(ac_outcome_kind kind) {
  * a plugin that catches the error with pcall is still stopped. */
 #define STUCK_IN_C_MS 200 /* past the deadline: the call is inside C */
 
+/* The class of a small size (1 to SMALL_MAX): its blocks hold
+ * (class + 1) * SMALL_STEP bytes. */
+static size_t small_class(size_t size) { return (size - 1) / SMALL_STEP; }
+
+static void *small_take(ac_vm *vm, size_t size) {
+  size_t k = small_class(size);
+  small_block *b = vm->small[k];
+  if (!b)
+    return malloc((k + 1) * SMALL_STEP);
+  vm->small[k] = b->next;
+  vm->small_cached -= (k + 1) * SMALL_STEP;
+  return b;
+}
+
+static void small_give(ac_vm *vm, void *p, size_t size) {
+  size_t k = small_class(size), bytes = (k + 1) * SMALL_STEP;
+  if (vm->small_cached + bytes > SMALL_CACHE_BYTES) {
+    free(p);
+    return;
+  }
+  small_block *b = p;
+  b->next = vm->small[k];
+  vm->small[k] = b;
+  vm->small_cached += bytes;
+}
+
+static void small_drain(ac_vm *vm) {
+  for (size_t k = 0; k < SMALL_CLASSES; k++)
+    while (vm->small[k]) {
+      small_block *b = vm->small[k];
+      vm->small[k] = b->next;
+      free(b);
+    }
+  vm->small_cached = 0;
+}
+
+/* Lua passes the size it asked for when it frees or resizes a block, so
+ * small blocks (from their class) and others (from malloc) are told
+ * apart by that size alone. */
+static void release(ac_vm *vm, void *p, size_t size) {
+  if (size <= SMALL_MAX)
+    small_give(vm, p, size);
+  else
+    free(p);
+}
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ac_vm *vm = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
-    free(ptr);
+    if (ptr)
+      release(vm, ptr, osize);
     vm->used -= old;
     return NULL;
   }
@@ -92,7 +154,19 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     return NULL;
   }
-  void *p = realloc(ptr, nsize);
+  void *p;
+  if (ptr && old > SMALL_MAX && nsize > SMALL_MAX) {
+    p = realloc(ptr, nsize);
+  } else if (ptr && old <= SMALL_MAX && nsize <= SMALL_MAX &&
+             small_class(old) == small_class(nsize)) {
+    p = ptr; /* the block already has the room */
+  } else {
+    p = nsize <= SMALL_MAX ? small_take(vm, nsize) : malloc(nsize);
+    if (p && ptr) {
+      memcpy(p, ptr, old < nsize ? old : nsize);
+      release(vm, ptr, old);
+    }
+  }
   if (p)
     vm->used = vm->used - old + nsize;
   return p;
@@ -172,6 +246,7 @@ int ac_vm_new(const ac_vm_config *cfg, ac_vm **out, ac_err *err) {
   vm->cfg.plugin_id = vm->plugin_id;
   vm->L = lua_newstate(vm_alloc, vm);
   if (!vm->L) {
+    small_drain(vm);
     free(vm);
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory creating a Lua state");
   }
@@ -193,6 +268,7 @@ void ac_vm_free(ac_vm *vm) {
   /* __gc metamethods are refused by the sandbox, so closing cannot run
    * plugin code */
   lua_close(vm->L);
+  small_drain(vm);
   free(vm);
 }
 
@@ -203,7 +279,7 @@ void ac_vm_set_plugin_id(ac_vm *vm, const char *id) {
 }
 const ac_vm_config *ac_vm_config_of(const ac_vm *vm) { return &vm->cfg; }
 int ac_vm_usable(const ac_vm *vm) { return !vm->broken; }
-size_t ac_vm_memory_used(const ac_vm *vm) { return vm->used; }
+size_t ac_vm_memory_used(const ac_vm *vm) { return vm->used + vm->small_cached; }
 
 int ac_vm_charge_outside(lua_State *L, size_t bytes) {
   ac_vm *vm = ac_vm_of(L);

@@ -189,7 +189,8 @@ void ac_vm_set_call_data(ac_vm *vm, void *data);
 void *ac_vm_call_data(lua_State *L);
 uint64_t ac_vm_call_serial(lua_State *L);
 
-/* Bytes the state currently holds. */
+/* Bytes the state currently holds (with the small blocks it keeps for
+ * reuse). */
 size_t ac_vm_memory_used(const ac_vm *vm);
 
 #endif
