@@ -187,7 +187,7 @@ static int start_calls(ac_app *app, ac_err *err) {
   ac_workers_config wcfg = {cfg->workers, cfg->max_stuck_calls, AC_CALL_GRACE_MS};
   int rc = ac_workers_start(&wcfg, &app->workers, err);
   if (rc == AC_OK)
-    rc = ac_http_loop_start(&app->loop, err);
+    rc = ac_http_loop_start(cfg->http_max_per_host, &app->loop, err);
   if (rc != AC_OK)
     return rc;
   /* one plugin may hold half the workers; one namespace all but one, so

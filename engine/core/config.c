@@ -30,6 +30,7 @@ void ac_config_defaults(ac_config *cfg) {
   cfg->inline_slice_us = 1000;
   cfg->max_calls_per_plugin = 1024;
   cfg->max_calls_per_namespace = 512;
+  cfg->http_max_per_host = 512;
   cfg->worker_share = 0;
   cfg->state_pool_mb = 512;
 }
@@ -75,6 +76,7 @@ int ac_config_from_env(ac_config *cfg, ac_err *err) {
       (rc = env_int("AGENTCORE_INLINE_SLICE_US", 0, 100000, &cfg->inline_slice_us, err)) ||
       (rc = env_int("AGENTCORE_MAX_CALLS_PER_PLUGIN", 1, 1000000, &cfg->max_calls_per_plugin, err)) ||
       (rc = env_int("AGENTCORE_MAX_CALLS_PER_NAMESPACE", 1, 1000000, &cfg->max_calls_per_namespace, err)) ||
+      (rc = env_int("AGENTCORE_HTTP_MAX_PER_HOST", 1, 1000000, &cfg->http_max_per_host, err)) ||
       (rc = env_int("AGENTCORE_WORKER_SHARE", 0, 256, &cfg->worker_share, err)) ||
       (rc = env_int("AGENTCORE_STATE_POOL_MB", 0, 1048576, &cfg->state_pool_mb, err)) ||
       (rc = env_str("AGENTCORE_HTTP_ALLOW_CIDRS", cfg->http_allow_cidrs, sizeof cfg->http_allow_cidrs, err)) ||

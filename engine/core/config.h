@@ -34,6 +34,7 @@ typedef struct ac_config {
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
   int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (1024) in flight */
   int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (512) in flight */
+  int http_max_per_host;      /* AGENTCORE_HTTP_MAX_PER_HOST (512) transfers in flight */
   int worker_share;           /* AGENTCORE_WORKER_SHARE (0: half the workers, at least 1) */
   int state_pool_mb;          /* AGENTCORE_STATE_POOL_MB (512) for idle Lua states */
 } ac_config;

@@ -496,6 +496,13 @@ static int complete(ac_http_client *c, CURLcode cc, int64_t timeout, ac_http_res
   curl_easy_setopt(curl, CURLOPT_CURLU, NULL);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
 
+  if ((int)cc == AC_HTTP_RESULT_HOST_FULL) {
+    char dest[300];
+    ac_http_client_destination(c, dest, sizeof dest);
+    return ac_err_set(err, AC_ERR_IO,
+                      "transport: too many requests in flight to %s (the engine's limit per "
+                      "destination)", dest);
+  }
   if (cc != CURLE_OK) {
     if (c->body_too_big || cc == CURLE_FILESIZE_EXCEEDED)
       return ac_err_set(err, AC_ERR_IO, "transport: response body exceeds %d bytes",
@@ -595,6 +602,20 @@ int ac_http_request_begin(ac_http_client *c, const ac_http_req *req, int64_t dea
 
 void *ac_http_client_handle(ac_http_client *c) { return c->curl; }
 int64_t ac_http_client_start_at(const ac_http_client *c) { return c->start_at_ms; }
+
+void ac_http_client_destination(const ac_http_client *c, char *out, size_t size) {
+  char *host = NULL, *port = NULL;
+  out[0] = '\0';
+  if (c->url && curl_url_get(c->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(c->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    snprintf(out, size, "%s:%s", host, port);
+    for (char *p = out; *p; p++)
+      if (*p >= 'A' && *p <= 'Z')
+        *p = (char)(*p - 'A' + 'a');
+  }
+  curl_free(host);
+  curl_free(port);
+}
 
 void ac_http_client_transfer_done(ac_http_client *c, int result) {
   c->ran = 1;

@@ -113,6 +113,12 @@ int ac_http_request_begin(ac_http_client *c, const ac_http_req *req, int64_t dea
 void *ac_http_client_handle(ac_http_client *c);
 int64_t ac_http_client_start_at(const ac_http_client *c);
 void ac_http_client_transfer_done(ac_http_client *c, int result);
+/* The result to report for a transfer refused because its destination
+ * already has too many in flight (finish fails with "transport: ..."). */
+#define AC_HTTP_RESULT_HOST_FULL (-1)
+/* "host:port" of the pending request, lower case, cut to size; "" when
+ * there is none. */
+void ac_http_client_destination(const ac_http_client *c, char *out, size_t size);
 int ac_http_request_finish(ac_http_client *c, ac_http_response *resp, ac_err *err);
 
 /* Drops a pending request that will not be finished (its call was ended

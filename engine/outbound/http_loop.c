@@ -1,17 +1,30 @@
 /* http_loop.c — the curl multi loop thread. */
 #include "outbound/http_loop.h"
 #include "core/clock.h"
+#include "core/hash.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Transfers running to one host and port; only the loop thread touches
+ * them. Gone when the last one ends. */
+typedef struct destination {
+  struct destination *next;
+  int running;
+  char key[];
+} destination;
+
+#define DEST_BUCKETS 256
 
 typedef struct transfer {
   ac_http_client *client;
   ac_http_loop_done_fn done;
   void *ud;
   int64_t start_at_ms;
+  destination *dest; /* counted there while it runs */
   struct transfer *next;
   struct transfer *prev_active, *next_active; /* on the multi handle */
 } transfer;
@@ -23,9 +36,52 @@ struct ac_http_loop {
   transfer *incoming; /* added by other threads, taken by the loop */
   int stopping;
   int in_flight;      /* guarded by lock */
+  int max_per_host;
+  destination *dests[DEST_BUCKETS];
 };
 
+static unsigned dest_bucket(const char *key) {
+  return (unsigned)(ac_hash_str(AC_HASH_SEED, key) % DEST_BUCKETS);
+}
+
+/* Counts t on its destination; 0 when that one is full (or out of
+ * memory: refused the same way). */
+static int dest_admit(ac_http_loop *l, transfer *t) {
+  char key[300];
+  ac_http_client_destination(t->client, key, sizeof key);
+  unsigned b = dest_bucket(key);
+  destination *d = l->dests[b];
+  while (d && strcmp(d->key, key) != 0)
+    d = d->next;
+  if (!d) {
+    size_t len = strlen(key);
+    if (!(d = calloc(1, sizeof *d + len + 1)))
+      return 0;
+    memcpy(d->key, key, len + 1);
+    d->next = l->dests[b];
+    l->dests[b] = d;
+  }
+  if (d->running >= l->max_per_host)
+    return 0;
+  d->running++;
+  t->dest = d;
+  return 1;
+}
+
+static void dest_release(ac_http_loop *l, transfer *t) {
+  destination *d = t->dest;
+  if (!d || --d->running > 0)
+    return;
+  for (destination **pp = &l->dests[dest_bucket(d->key)]; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  free(d);
+}
+
 static void report(ac_http_loop *l, transfer *t, int result) {
+  dest_release(l, t);
   ac_http_client_transfer_done(t->client, result);
   pthread_mutex_lock(&l->lock);
   l->in_flight--;
@@ -65,6 +121,8 @@ static void *loop_main(void *arg) {
       CURL *easy = ac_http_client_handle(t->client);
       if (stop) {
         report(l, t, CURLE_ABORTED_BY_CALLBACK);
+      } else if (!dest_admit(l, t)) {
+        report(l, t, AC_HTTP_RESULT_HOST_FULL);
       } else if (curl_multi_add_handle(l->multi, easy) != CURLM_OK) {
         report(l, t, CURLE_FAILED_INIT);
       } else {
@@ -121,11 +179,12 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
-int ac_http_loop_start(ac_http_loop **out, ac_err *err) {
+int ac_http_loop_start(int max_per_host, ac_http_loop **out, ac_err *err) {
   *out = NULL;
   ac_http_loop *l = calloc(1, sizeof *l);
   if (!l)
     return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  l->max_per_host = max_per_host > 0 ? max_per_host : 1;
   l->multi = curl_multi_init();
   pthread_mutex_init(&l->lock, NULL);
   sigset_t block, old;

@@ -19,7 +19,11 @@ typedef struct ac_http_loop ac_http_loop;
  * ac_http_request_finish. Must not block. */
 typedef void (*ac_http_loop_done_fn)(void *ud);
 
-int ac_http_loop_start(ac_http_loop **out, ac_err *err);
+/* max_per_host bounds the transfers running at once to one destination
+ * (host and port): past it a transfer is refused at once
+ * (AC_HTTP_RESULT_HOST_FULL), so a receiver that hangs holds that many
+ * sockets at most, whoever calls it. */
+int ac_http_loop_start(int max_per_host, ac_http_loop **out, ac_err *err);
 
 /* Ends every transfer in flight or waiting (each is reported as cancelled
  * through its callback) and stops the thread. NULL: no-op. */
