@@ -288,9 +288,12 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
   return AC_OK;
 }
 
-void ac_app_free(ac_app *app) {
+/* A service that calls stuck in C still use, kept reachable until exit. */
+static ac_app *volatile left_to_exit;
+
+int ac_app_free(ac_app *app) {
   if (!app)
-    return;
+    return 0;
   ac_watcher_stop(app->watcher);
   ac_listener_stop(app->listener);
   ac_dispatcher_stop(app->dispatcher);
@@ -305,9 +308,12 @@ void ac_app_free(ac_app *app) {
     ac_workers_get_stats(app->workers, &ws);
   ac_workers_stop(app->workers);
   if (ws.abandoned > 0) {
-    app->calls = NULL;
-    app->registry = NULL;
-    app->http = NULL;
+    /* a thread stuck in C may still end its call: its cleanup reaches the
+     * registry, the HTTP clients and their limiter, guard and counters,
+     * the key-value store, the init tracker and the metrics. All of it is
+     * left to the exiting process, reachable from here */
+    left_to_exit = app;
+    return 1;
   }
   ac_calls_free(app->calls);
   ac_tenancy_free(app->tenancy);
@@ -326,6 +332,7 @@ void ac_app_free(ac_app *app) {
   pthread_mutex_destroy(&app->catalog_lock);
   free(app->catalog_text);
   free(app);
+  return 0;
 }
 
 const ac_config *ac_app_config(const ac_app *app) { return &app->cfg; }

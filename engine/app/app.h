@@ -21,7 +21,11 @@ typedef struct ac_response ac_response;
  * a line naming the variable), database connections and migrations,
  * plugin registry. *out: caller frees. */
 int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err);
-void ac_app_free(ac_app *app);
+/* Stops every thread and frees the service. Returns 1 when calls stuck in
+ * C still run: then nothing they can reach is freed (the logger given to
+ * ac_app_new included, which the caller must then keep too); the process
+ * is expected to exit. */
+int ac_app_free(ac_app *app);
 
 const ac_config *ac_app_config(const ac_app *app);
 ac_logger *ac_app_log(ac_app *app);

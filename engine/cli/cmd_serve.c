@@ -82,7 +82,7 @@ int ac_cmd_serve(int argc, char **argv) {
   }
   ac_logf(log, AC_LOG_INFO, "stopping");
   ac_server_stop(server);
-  ac_app_free(app);
-  ac_logger_free(log);
+  if (!ac_app_free(app)) /* else stuck calls may still log */
+    ac_logger_free(log);
   return 0;
 }

@@ -99,12 +99,15 @@ void ac_context_log(lua_State *L, ac_log_level level, const char *msg, size_t le
 
 static int log_at(lua_State *L, ac_log_level level) {
   ac_context_current(L);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  if (ac_vm_log_full(L))
+    return 0; /* nothing more is written: nothing is converted */
   size_t len;
   lua_settop(L, 2); /* the message string goes to slot 3, not into fields' */
   luaL_tolstring(L, 1, &len); /* runs __tostring inside the call, under its deadline */
   json_t *fields = NULL;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
     ac_err err;
     if (ac_lua_to_json(L, 2, 0, &fields, &err) != AC_OK) {
       if (err.code == AC_ERR_TIMEOUT)

@@ -193,6 +193,8 @@ static int sb_load(lua_State *L) {
 }
 
 static int sb_print(lua_State *L) {
+  if (ac_vm_log_full(L))
+    return 0; /* nothing more is written: nothing is built */
   luaL_Buffer b;
   int n = lua_gettop(L);
   luaL_buffinit(L, &b);

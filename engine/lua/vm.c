@@ -354,6 +354,8 @@ static void truncate_log(ac_vm *vm) {
   ac_log(vm->cfg.log, AC_LOG_WARN, "log truncated", f);
 }
 
+int ac_vm_log_full(lua_State *L) { return ac_vm_of(L)->log_truncated; }
+
 void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields) {
   ac_vm *vm = ac_vm_of(L);
   if (vm->log_truncated || !ac_log_enabled(vm->cfg.log, level)) {

@@ -180,6 +180,10 @@ const char *ac_vm_namespace(lua_State *L);
  * running call and, once over, writes one "log truncated" line and drops
  * the rest. fields is stolen. */
 void ac_vm_log(lua_State *L, ac_log_level level, const char *msg, size_t len, json_t *fields);
+/* 1 when the running call's log is full: later lines are dropped, so
+ * callers skip building them. (A level that is off still builds them:
+ * a bad argument fails the same way whatever the log level.) */
+int ac_vm_log_full(lua_State *L);
 
 /* Data the caller attaches to the next call (set before ac_vm_run; cleared
  * when it returns) and reads back from bindings during it: NULL outside
