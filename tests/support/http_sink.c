@@ -42,6 +42,7 @@ struct ac_sink {
   ac_sink_request *reqs;
   size_t nreqs, capreqs;
   size_t connections;
+  atomic_size_t hangs_abandoned; /* hanging requests whose client closed */
 };
 
 /* ---- copies ------------------------------------------------------------- */
@@ -243,6 +244,8 @@ static enum MHD_Result answer(ac_sink *s, struct MHD_Connection *conn, script *s
   }
   if (r.hang) {
     linger(s, conn, -1);
+    if (!atomic_load(&s->stopping))
+      atomic_fetch_add(&s->hangs_abandoned, 1);
     return MHD_NO; /* close without a response */
   }
   if (r.delay_ms > 0 && !linger(s, conn, r.delay_ms))
@@ -426,6 +429,8 @@ size_t ac_sink_count(ac_sink *s) {
   pthread_mutex_unlock(&s->mu);
   return n;
 }
+
+size_t ac_sink_hangs_abandoned(ac_sink *s) { return atomic_load(&s->hangs_abandoned); }
 
 size_t ac_sink_connections(ac_sink *s) {
   pthread_mutex_lock(&s->mu);

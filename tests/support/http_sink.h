@@ -91,6 +91,10 @@ size_t ac_sink_count(ac_sink *s);
 /* TCP connections accepted so far (to check connection reuse). */
 size_t ac_sink_connections(ac_sink *s);
 
+/* Hanging requests (.hang) whose client closed the connection, while the
+ * sink was running. */
+size_t ac_sink_hangs_abandoned(ac_sink *s);
+
 /* Copies request i (0-based, arrival order) into out. AC_OK, or
  * AC_ERR_NOTFOUND if fewer were received, or AC_ERR_NOMEM. */
 int ac_sink_request_get(ac_sink *s, size_t i, ac_sink_request *out);

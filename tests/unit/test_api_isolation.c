@@ -109,8 +109,14 @@ static fixture *fixture_start(const char *name, const char *const *extra) {
                          "AGENTCORE_HTTP_RATE=100000",
                          "AGENTCORE_HTTP_BURST=100000"};
   size_t n = 6;
-  for (size_t i = 0; extra && extra[i] && n < 23; i++)
-    env[n++] = extra[i];
+  for (size_t i = 0; extra && extra[i] && n < 23; i++) {
+    /* an extra setting replaces the default of the same name */
+    size_t name_len = strcspn(extra[i], "=");
+    size_t j = 0;
+    while (j < n && !(strncmp(env[j], extra[i], name_len) == 0 && env[j][name_len] == '='))
+      j++;
+    env[j == n ? n++ : j] = extra[i];
+  }
   if (ac_test_server_start(&f->srv, name, env) != 0) {
     free(f);
     return NULL;
@@ -480,6 +486,105 @@ static void waiting_calls_hold_no_thread(void **state) {
   if (a.status != 200 || !kind || strcmp(kind, "memory") != 0)
     finding(&fs, "growing after a wait: status %ld, kind %s", a.status, kind ? kind : "(none)");
   json_decref(a.body);
+  findings_check(&fs);
+}
+
+/* ---- the event loop keeps the limits of context.http -------------------------- */
+
+#define LOOP_TIMEOUT_MS 1500
+
+static double metric(const fixture *f, const char *name, const char *label_part, int *described,
+                     long long *took_ms);
+
+static int loop_setup(void **state) {
+  /* one worker: two calls that held it while they waited for rate tokens
+   * would take twice as long as two that are parked */
+  const char *extra[] = {"AGENTCORE_WORKERS=1", "AGENTCORE_HOOK_TIMEOUT_MS=1500",
+                         "AGENTCORE_HTTP_RATE=2", "AGENTCORE_HTTP_BURST=1", NULL};
+  fixture *f = fixture_start("api_iso_loop", extra);
+  *state = f;
+  if (!f || !(f->sink = ac_sink_start()))
+    return setup_failed(state);
+  char cfg[300];
+  snprintf(cfg, sizeof cfg, "{\"url\":\"%s/loop\"}", ac_sink_url(f->sink));
+  const char *const namespaces[] = {"loop-a", "loop-b"};
+  for (int i = 0; i < 2; i++)
+    if (ac_hostflow_tenant(&f->srv, f->admin, "iso", namespaces[i]) ||
+        ac_hostflow_enable(&f->srv, f->admin, namespaces[i], "iso-loop", cfg))
+      return setup_failed(state);
+  return 0;
+}
+
+typedef struct loop_client {
+  const fixture *f;
+  const char *ns;
+  answer a;
+  pthread_t thread;
+} loop_client;
+
+static void *loop_client_main(void *arg) {
+  loop_client *c = arg;
+  query(c->f, c->ns, "three", &c->a);
+  return NULL;
+}
+
+static const char *result_title(const answer *a, const char *plugin) {
+  return json_string_value(json_object_get(entry_of(a->body, "results", plugin), "title"));
+}
+
+static void loop_keeps_the_limits(void **state) {
+  fixture *f = *state;
+  findings fs = {0};
+  /* the rate limit (2 a second, a burst of 1, per namespace): three
+   * requests take about a second, spent parked; two namespaces at once
+   * on one worker still take about a second in all */
+  loop_client cs[2] = {{.f = f, .ns = "loop-a"}, {.f = f, .ns = "loop-b"}};
+  long long t0 = now_ms();
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&cs[i].thread, NULL, loop_client_main, &cs[i]), 0);
+  for (int i = 0; i < 2; i++)
+    pthread_join(cs[i].thread, NULL);
+  long long all = now_ms() - t0;
+  for (int i = 0; i < 2; i++) {
+    const char *title = result_title(&cs[i].a, "iso-loop");
+    if (cs[i].a.status != 200 || !title || strcmp(title, "200,200,200") != 0)
+      finding(&fs, "%s: status %ld, %.300s", cs[i].ns, cs[i].a.status, cs[i].a.err);
+    if (cs[i].a.took_ms < 900)
+      finding(&fs, "%s: three requests at 2 a second took only %lld ms", cs[i].ns,
+              cs[i].a.took_ms);
+    json_decref(cs[i].a.body);
+  }
+  if (all > 1900)
+    finding(&fs, "two namespaces waiting for rate tokens on one worker took %lld ms", all);
+  fprintf(stderr, "  two rate-limited calls on one worker ended together in %lld ms\n", all);
+
+  /* the address guard */
+  answer a;
+  query(f, "loop-a", "guard", &a);
+  const char *title = result_title(&a, "iso-loop");
+  if (a.status != 200 || !title || strncmp(title, "denied:", 7) != 0)
+    finding(&fs, "a link-local address: status %ld, result %s", a.status, title ? title : "(none)");
+  json_decref(a.body);
+
+  /* a receiver that never answers: the call ends at its deadline as a
+   * timeout, its transfer is cancelled and its socket closed */
+  ac_sink_push(f->sink, (ac_sink_response){.hang = 1});
+  size_t released = ac_sink_hangs_abandoned(f->sink);
+  query(f, "loop-b", "hang", &a);
+  const char *kind = error_kind(a.body, "iso-loop");
+  if (a.status != 200 || !kind || strcmp(kind, "timeout") != 0 ||
+      a.took_ms > LOOP_TIMEOUT_MS + 1000)
+    finding(&fs, "a hanging receiver: status %ld, kind %s, %lld ms", a.status,
+            kind ? kind : "(none)", a.took_ms);
+  json_decref(a.body);
+  long long until = now_ms() + 2000;
+  while (ac_sink_hangs_abandoned(f->sink) == released && now_ms() < until)
+    sleep_ms(20);
+  if (ac_sink_hangs_abandoned(f->sink) == released)
+    finding(&fs, "the hanging request's connection was still open 2 s after the call ended");
+  double in_flight = metric(f, "agentcore_http_in_flight", NULL, NULL, NULL);
+  if (in_flight != 0)
+    finding(&fs, "agentcore_http_in_flight is %g after every call ended", in_flight);
   findings_check(&fs);
 }
 
@@ -945,6 +1050,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(spinning_plugin_costs_others_nothing, spin_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(slow_upstream_costs_others_nothing, slow_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(waiting_calls_hold_no_thread, wait_setup, fixture_stop),
+      cmocka_unit_test_setup_teardown(loop_keeps_the_limits, loop_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(tenant_state_stays_in_its_namespace, tenant_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(stuck_calls_are_capped, stuck_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(c_stalls_end_at_their_deadline, cstall_setup, fixture_stop),
