@@ -9,7 +9,7 @@ BIN="$ROOT/build/agentcore"
 BASE_URL_DB="${AGENTCORE_TEST_DATABASE_URL:?start the database first (scripts/dev bench does)}"
 DUR="${BENCH_SECONDS:-5}"
 THREADS=4
-PORT=18480; BASELINE_PORT=18481; SINK_PORT=18482; UPSTREAM_PORT=18483; HANG_SINK_PORT=18484; CALM_SINK_PORT=18485
+PORT=18480; BASELINE_PORT=18481; SINK_PORT=18482; UPSTREAM_PORT=18483; HANG_SINK_PORT=18484; CALM_SINK_PORT=18485; DEAD_SINK_PORT=18486
 SECRET=bench-secret-0123456789abcdef0123456789
 WORK=$(mktemp -d)
 pids=()
@@ -68,19 +68,21 @@ export AGENTCORE_DATABASE_URL="$DBURL" AGENTCORE_JWT_SECRET="$SECRET" AGENTCORE_
 "$ROOT/build/mhd_baseline" "$UPSTREAM_PORT" "$THREADS" 50 & pids+=($!)
 "$ROOT/build/mhd_baseline" "$HANG_SINK_PORT" "$THREADS" 0 5 & pids+=($!)
 "$ROOT/build/mhd_baseline" "$CALM_SINK_PORT" "$THREADS" 0 0 & pids+=($!)
+"$ROOT/build/mhd_baseline" "$DEAD_SINK_PORT" "$THREADS" 0 100 & pids+=($!) # never answers
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 TOKEN=$("$BIN" token --sub bench --global --permissions canManagePlugins,canManageNamespaces,canEmitEvents,canQueryPlugins)
 API="http://127.0.0.1:$PORT/api/v1"
 call() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@" >/dev/null; }
 call -XPOST -d '{"id":"bench","name":"Bench"}' "$API/departments"
-for ns in q1 q20 ev noisy up ev0 ev5; do call -XPOST -d "{\"id\":\"$ns\",\"name\":\"$ns\",\"departmentId\":\"bench\"}" "$API/namespaces"; done
+for ns in q1 q20 ev noisy up ev0 ev5 evdead; do call -XPOST -d "{\"id\":\"$ns\",\"name\":\"$ns\",\"departmentId\":\"bench\"}" "$API/namespaces"; done
 call -XPOST -d '{}' "$API/namespaces/q1/plugins/opendatabot"
 call -XPOST -d '{}' "$API/namespaces/q20/plugins/echo1"
 call -XPOST -d '{}' "$API/namespaces/noisy/plugins/noisy-spin"
 call -XPOST -d '{}' "$API/namespaces/up/plugins/upstream"
 call -XPOST -d "{\"config\":{\"url\":\"http://127.0.0.1:$CALM_SINK_PORT/hook\"}}" "$API/namespaces/ev0/plugins/webhooks"
 call -XPOST -d "{\"config\":{\"url\":\"http://127.0.0.1:$HANG_SINK_PORT/hook\"}}" "$API/namespaces/ev5/plugins/webhooks"
+call -XPOST -d "{\"config\":{\"url\":\"http://127.0.0.1:$DEAD_SINK_PORT/hook\"}}" "$API/namespaces/evdead/plugins/webhooks"
 call -XPOST -d "{\"config\":{\"url\":\"http://127.0.0.1:$SINK_PORT/hook\",\"secret\":\"s3cret\"}}" "$API/namespaces/ev/plugins/webhooks"
 
 post_script() { # body -> wrk script path
@@ -220,4 +222,24 @@ read -r d5 n5 a5 <<< "$(deliver_rate ev5)"
 # intake at 4 connections varies between loads by a third, so the ratio
 # compares what each load delivered per accepted event
 echo "   no hangs: $d0 deliveries/s ($n0 of $a0 accepted events delivered); 5% hanging: $d5 deliveries/s ($n5 of $a5): ratio $(ratio "$(echo "scale=6; $n5 / $a5" | bc)" "$(echo "scale=6; $n0 / $a0" | bc)")x (target >= 0.9x)"
+echo "   ... and another namespace's delivery latency while one namespace's receiver never answers"
+# p99 in ms from an event's acceptance to its delivery, for ev0's runs made after $1 (an ISO time)
+latency_p99() {
+  psql "$DBURL" -qAtc "SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.updated_at - e.created_at) * 1000)) FROM event_runs r JOIN events e ON e.id = r.event_id WHERE e.namespace_id = 'ev0' AND r.status = 'ok' AND e.created_at > '$1'"
+}
+b=$(post_script '"{\"type\":\"approval.created\",\"approvalId\":\"a-1\",\"data\":{\"n\":1}}"')
+t=$(psql "$DBURL" -qAtc "SELECT now()")
+wrk -t1 -c1 -d"${DUR}s" -s "$b" "$API/namespaces/ev0/events" > /dev/null || true
+sleep 3
+alone=$(latency_p99 "$t")
+t=$(psql "$DBURL" -qAtc "SELECT now()")
+wrk -t1 -c4 -d"$((DUR + 2))s" -s "$b" "$API/namespaces/evdead/events" > /dev/null &
+dead=$!
+sleep 1
+wrk -t1 -c1 -d"${DUR}s" -s "$b" "$API/namespaces/ev0/events" > /dev/null || true
+wait "$dead" || true
+sleep 3
+beside=$(latency_p99 "$t")
+stuck=$(psql "$DBURL" -qAtc "SELECT count(*) FROM event_runs r JOIN events e ON e.id = r.event_id WHERE e.namespace_id = 'evdead' AND r.status <> 'ok'")
+echo "   p99 acceptance to delivery: $alone ms alone, $beside ms beside $stuck undelivered runs to a dead receiver (target: within 1,000 ms of alone)"
 fi

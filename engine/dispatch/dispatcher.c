@@ -95,8 +95,12 @@ typedef struct worker_state {
   int in_flight;
 } worker_state;
 
-/* Runs a dispatcher thread keeps in flight at once. */
-#define INFLIGHT_MAX 128
+/* Runs a dispatcher thread keeps in flight at once. Parked runs cost a
+ * socket and an idle state, not a thread; with the default four threads
+ * this is four times what one namespace's bulkhead
+ * (AGENTCORE_MAX_CALLS_PER_NAMESPACE, 512) admits, so a namespace whose
+ * receiver hangs cannot fill the dispatcher and stall the others. */
+#define INFLIGHT_MAX 512
 
 static void record(ac_dispatcher *d, PGconn *db, const char *owner, const char *event_id,
                    const char *plugin, const char *status, long long duration,
