@@ -5,6 +5,7 @@
 #include "app/app.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/json_write.h"
 #include "core/utf8.h"
 
 #include <arpa/inet.h>
@@ -117,12 +118,13 @@ static enum MHD_Result send_response(struct MHD_Connection *c, ac_response *res)
     text = res->text;
     len = strlen(text);
   } else if (res->body) {
-    len = json_dumpb(res->body, scratch, sizeof scratch, JSON_COMPACT);
+    len = ac_json_write(res->body, scratch, sizeof scratch);
     if (len && len <= sizeof scratch) {
       text = scratch;
+    } else if (len && (text = malloc(len))) {
+      ac_json_write(res->body, text, len);
     } else {
-      text = json_dumps(res->body, JSON_COMPACT);
-      len = text ? strlen(text) : 0;
+      len = 0;
     }
   }
   char *copy = len ? body_copy(text, len) : NULL;
