@@ -34,6 +34,11 @@ void ac_respond_store_error(ac_response *res, int rc, const ac_err *err) {
     ac_respond_problem(res, 503, "the database is unavailable; try again", NULL);
     snprintf(res->retry_after, sizeof res->retry_after, "1");
     break;
+  case AC_ERR_BUSY:    /* a serialization failure, a deadlock, a lock wait */
+  case AC_ERR_TIMEOUT: /* a statement timeout */
+    ac_respond_problem(res, 503, "the database is busy; try again", NULL);
+    snprintf(res->retry_after, sizeof res->retry_after, "1");
+    break;
   default:
     ac_respond_problem(res, 500, "internal error", NULL);
   }

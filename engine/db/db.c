@@ -198,9 +198,13 @@ static int conn_lost(const ac_db *db, const PGresult *r) {
          strcmp(s, "57P03") == 0;
 }
 
-static int map_sqlstate(const char *s) {
-  if (!strcmp(s, "23505") || !strcmp(s, "23503"))
+int ac_db_error_code(const char *s) {
+  if (!s)
+    return AC_ERR_DB;
+  if (!strcmp(s, "23505"))
     return AC_ERR_CONFLICT;
+  if (!strcmp(s, "23503"))
+    return AC_ERR_NOTFOUND;
   if (!strncmp(s, "22", 2) || !strcmp(s, "23502") || !strcmp(s, "23514"))
     return AC_ERR_INVALID;
   if (!strcmp(s, "40001") || !strcmp(s, "40P01") || !strcmp(s, "55P03"))
@@ -228,7 +232,7 @@ static int check_result(ac_db *db, const PGresult *r, ac_err *err) {
   char msg[768];
   const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   one_line(primary ? primary : PQerrorMessage(db->conn), msg, sizeof msg);
-  return ac_err_set(err, map_sqlstate(db->sqlstate), "database error: %s (SQLSTATE %s)", msg,
+  return ac_err_set(err, ac_db_error_code(db->sqlstate), "database error: %s (SQLSTATE %s)", msg,
                     db->sqlstate[0] ? db->sqlstate : "none");
 }
 

@@ -29,9 +29,15 @@ void ac_db_free(ac_db *db);
  * run twice: keep such statements idempotent, or use ac_db_exec_once);
  * inside one, the transaction is lost and this fails. Errors: AC_ERR_DB
  * "database unavailable: ..." when the server cannot be reached, else the
- * SQLSTATE mapped: 23505/23503 AC_ERR_CONFLICT, 22xxx/23502/23514
- * AC_ERR_INVALID, 40001/40P01 AC_ERR_BUSY, 57014 AC_ERR_TIMEOUT, others
- * AC_ERR_DB; ac_db_sqlstate tells the exact state. */
+ * SQLSTATE mapped by ac_db_error_code; ac_db_sqlstate tells the exact
+ * state. */
+/* The engine's one mapping of a SQLSTATE to an error code: 23505 (unique)
+ * AC_ERR_CONFLICT; 23503 (a referenced row does not exist, such as an
+ * unknown parent or namespace) AC_ERR_NOTFOUND; 22xxx, 23502 and 23514
+ * AC_ERR_INVALID; 40001, 40P01 and 55P03 AC_ERR_BUSY; 57014
+ * AC_ERR_TIMEOUT; anything else, or NULL, AC_ERR_DB. */
+int ac_db_error_code(const char *sqlstate);
+
 int ac_db_exec(ac_db *db, const char *sql, int nparams, const char *const *params,
                PGresult **res_out, ac_err *err);
 

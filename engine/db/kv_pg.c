@@ -28,15 +28,17 @@ static int kv_exec(kv_pg *k, const char *sql, int n, const char *const *params, 
     return e->code;
   int rc = ac_db_exec(db, sql, n, params, out, e);
   if (rc) {
+    /* the codes are ac_db_exec's (ac_db_error_code); the messages say
+     * which input caused them */
     const char *s = ac_db_sqlstate(db);
     if (!strcmp(s, "23503"))
-      rc = ac_err_set(e, AC_ERR_NOTFOUND, "namespace not found");
+      ac_err_set(e, rc, "namespace not found");
     else if (!strcmp(s, "22P02"))
-      rc = ac_err_set(e, AC_ERR_INVALID, "value is not valid JSON");
+      ac_err_set(e, rc, "value is not valid JSON");
     else if (!strcmp(s, "22P05") || !strcmp(s, "22021"))
-      rc = ac_err_set(e, AC_ERR_INVALID, "key or value holds a character the store cannot keep");
+      ac_err_set(e, rc, "key or value holds a character the store cannot keep");
     else if (!strcmp(s, "23514"))
-      rc = ac_err_set(e, AC_ERR_INVALID, "invalid namespace, plugin id or key");
+      ac_err_set(e, rc, "invalid namespace, plugin id or key");
   }
   ac_db_pool_put(k->pool, db);
   return rc;

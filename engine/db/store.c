@@ -2,6 +2,7 @@
  * Items are shaped as JSON by PostgreSQL itself (json_build_object), so the
  * C side only parses one column. Every statement is parameterised. */
 #include "db/store.h"
+#include "db/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +35,15 @@ static int db_error(PGconn *db, PGresult *r, ac_err *err) {
   const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   if (!msg)
     msg = PQerrorMessage(db);
-  int rc = AC_ERR_DB;
-  if (state && strcmp(state, "23505") == 0)
-    rc = ac_err_set(err, AC_ERR_CONFLICT, "already exists");
-  else if (state && strcmp(state, "23503") == 0)
-    rc = ac_err_set(err, AC_ERR_NOTFOUND, "a referenced item does not exist");
-  else if (state && (strcmp(state, "23514") == 0 || strncmp(state, "22", 2) == 0))
-    rc = ac_err_set(err, AC_ERR_INVALID, "invalid value: %s", msg);
+  int rc = ac_db_error_code(state);
+  if (rc == AC_ERR_CONFLICT)
+    ac_err_set(err, rc, "already exists");
+  else if (rc == AC_ERR_NOTFOUND)
+    ac_err_set(err, rc, "a referenced item does not exist");
+  else if (rc == AC_ERR_INVALID)
+    ac_err_set(err, rc, "invalid value: %s", msg);
   else
-    ac_err_set(err, AC_ERR_DB, "database: %s", msg ? msg : "unavailable");
+    ac_err_set(err, rc, "database: %s", msg ? msg : "unavailable");
   PQclear(r);
   return rc;
 }

@@ -14,8 +14,10 @@
 /* Failures: AC_ERR_NOTFOUND (no such row, or out of the principal's
  * scope, or a reference to one such as an unknown parent department: the
  * client is told what does not exist), AC_ERR_CONFLICT (id taken, already
- * enabled, version mismatch), AC_ERR_DB (the database is unavailable:
- * callers answer 503). */
+ * enabled, version mismatch), AC_ERR_INVALID (a value the schema's checks
+ * refuse), AC_ERR_DB (the database is unavailable: callers answer 503).
+ * Database errors are mapped by ac_db_error_code (db.h), like every other
+ * statement's. */
 
 /* ---- tenancy ---- */
 

@@ -349,6 +349,22 @@ typedef struct sql_case {
   int code;             /* the mapped ac error code when it fails */
 } sql_case;
 
+/* One mapping of SQLSTATEs for every statement of the engine. */
+static void test_error_codes(void **state) {
+  (void)state;
+  assert_int_equal(ac_db_error_code("23505"), AC_ERR_CONFLICT);
+  assert_int_equal(ac_db_error_code("23503"), AC_ERR_NOTFOUND);
+  assert_int_equal(ac_db_error_code("23502"), AC_ERR_INVALID);
+  assert_int_equal(ac_db_error_code("23514"), AC_ERR_INVALID);
+  assert_int_equal(ac_db_error_code("22P02"), AC_ERR_INVALID);
+  assert_int_equal(ac_db_error_code("40001"), AC_ERR_BUSY);
+  assert_int_equal(ac_db_error_code("40P01"), AC_ERR_BUSY);
+  assert_int_equal(ac_db_error_code("57014"), AC_ERR_TIMEOUT);
+  assert_int_equal(ac_db_error_code("08006"), AC_ERR_DB);
+  assert_int_equal(ac_db_error_code(""), AC_ERR_DB);
+  assert_int_equal(ac_db_error_code(NULL), AC_ERR_DB);
+}
+
 static void test_schema_constraints(void **state) {
   (void)state;
   char long_id[129];
@@ -370,24 +386,24 @@ static void test_schema_constraints(void **state) {
       {"INSERT INTO departments (id, name) VALUES ('d3', '')", "23514", AC_ERR_INVALID},
       {"INSERT INTO departments (id, name) VALUES ('d1', 'again')", "23505", AC_ERR_CONFLICT},
       {"INSERT INTO departments (id, name, parent_id) VALUES ('d4', 'x', 'nope')", "23503",
-       AC_ERR_CONFLICT},
+       AC_ERR_NOTFOUND},
       {"UPDATE departments SET parent_id = 'd1' WHERE id = 'd1'", "23514", AC_ERR_INVALID},
       {"INSERT INTO namespaces (id, name, department_id) VALUES ('n/x', 'x', 'd1')", "23514",
        AC_ERR_INVALID},
       {"INSERT INTO namespaces (id, name, department_id) VALUES ('nx', 'x', 'nope')", "23503",
-       AC_ERR_CONFLICT},
+       AC_ERR_NOTFOUND},
       {"INSERT INTO namespace_plugins (namespace_id, plugin_id, updated_by) VALUES"
        " ('ns1', 'Bad', 'u')", "23514", AC_ERR_INVALID},
       {"INSERT INTO namespace_plugins (namespace_id, plugin_id, config, updated_by) VALUES"
        " ('ns1', 'p', '[]', 'u')", "23514", AC_ERR_INVALID},
       {"INSERT INTO namespace_plugins (namespace_id, plugin_id, updated_by) VALUES"
-       " ('nope', 'p', 'u')", "23503", AC_ERR_CONFLICT},
+       " ('nope', 'p', 'u')", "23503", AC_ERR_NOTFOUND},
       {"INSERT INTO events (namespace_id, type, payload) VALUES ('ns1', 'other', '{}')", "23514",
        AC_ERR_INVALID},
       {"INSERT INTO events (namespace_id, type, payload) VALUES ('ns1', 'document.ready', '1')",
        "23514", AC_ERR_INVALID},
       {"INSERT INTO event_runs (event_id, plugin_id, status) VALUES (gen_random_uuid(), 'p',"
-       " 'queued')", "23503", AC_ERR_CONFLICT},
+       " 'queued')", "23503", AC_ERR_NOTFOUND},
       {"INSERT INTO plugin_kv (namespace_id, plugin_id, key, value) VALUES ('ns1', 'p',"
        " repeat('k', 201), '1')", "23514", AC_ERR_INVALID},
       {"INSERT INTO plugin_kv (namespace_id, plugin_id, key, value) VALUES ('ns1', 'p', 'k',"
@@ -946,6 +962,7 @@ static void test_pool_threads(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_error_codes),
       cmocka_unit_test(test_migrate_once_and_idempotent),
       cmocka_unit_test(test_migrate_concurrently),
       cmocka_unit_test(test_migrate_failure_rolls_back),
