@@ -492,6 +492,7 @@ static void waiting_calls_hold_no_thread(void **state) {
 /* ---- the event loop keeps the limits of context.http -------------------------- */
 
 #define LOOP_TIMEOUT_MS 1500
+#define SHUTDOWN_BUDGET_MS 5000 /* a server stopping with calls in flight */
 
 static double metric(const fixture *f, const char *name, const char *label_part, int *described,
                      long long *took_ms);
@@ -585,6 +586,41 @@ static void loop_keeps_the_limits(void **state) {
   double in_flight = metric(f, "agentcore_http_in_flight", NULL, NULL, NULL);
   if (in_flight != 0)
     finding(&fs, "agentcore_http_in_flight is %g after every call ended", in_flight);
+  findings_check(&fs);
+}
+
+/* Stopping the server while calls wait on transfers that never end: the
+ * transfers are cancelled, the calls end, the process exits cleanly (no
+ * ASan report) and promptly, and every waiting client is let go. */
+#define LOOP_SHUTDOWN_CLIENTS 2 /* per namespace: within the rate limit's first second */
+
+static void shutdown_with_transfers_in_flight_is_clean(void **state) {
+  fixture *f = *state;
+  for (int i = 0; i < 2 * LOOP_SHUTDOWN_CLIENTS; i++)
+    ac_sink_push(f->sink, (ac_sink_response){.hang = 1});
+  client cs[2 * LOOP_SHUTDOWN_CLIENTS];
+  atomic_int running_a, running_b;
+  int n = clients_start(cs, LOOP_SHUTDOWN_CLIENTS, f, "loop-a", 1, 4 * LOOP_TIMEOUT_MS, &running_a);
+  n += clients_start(cs + n, LOOP_SHUTDOWN_CLIENTS, f, "loop-b", 1, 4 * LOOP_TIMEOUT_MS,
+                     &running_b);
+  assert_int_equal(n, 2 * LOOP_SHUTDOWN_CLIENTS);
+  /* every transfer has reached the receiver: they are all in flight */
+  assert_int_equal(ac_sink_wait(f->sink, 2 * LOOP_SHUTDOWN_CLIENTS, LOOP_TIMEOUT_MS), AC_OK);
+  long long t0 = now_ms();
+  int status = ac_test_server_stop(&f->srv);
+  long long took = now_ms() - t0;
+  clients_join(cs, n);
+  long long released = now_ms() - t0;
+  clients_free(cs, n);
+  fprintf(stderr, "  serve exited with status %d after %lld ms, transfers in flight; clients released after %lld ms\n",
+          status, took, released);
+  findings fs = {0};
+  if (status != 0)
+    finding(&fs, "serve exited with status %d", status);
+  if (took > SHUTDOWN_BUDGET_MS)
+    finding(&fs, "serve took %lld ms to stop (budget %d ms)", took, SHUTDOWN_BUDGET_MS);
+  if (released > SHUTDOWN_BUDGET_MS + 1000)
+    finding(&fs, "clients waiting on transfers were held %lld ms after the signal", released);
   findings_check(&fs);
 }
 
@@ -991,7 +1027,6 @@ static void c_stalls_end_at_their_deadline(void **state) {
 #define SHUTDOWN_ABANDONED 3
 /* more than the request threads, so some wait behind others */
 #define SHUTDOWN_IN_FLIGHT 16
-#define SHUTDOWN_BUDGET_MS 5000
 
 static int shutdown_setup(void **state) {
   fixture *f = fixture_start("api_iso_shutdown", NULL);
@@ -1051,6 +1086,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(slow_upstream_costs_others_nothing, slow_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(waiting_calls_hold_no_thread, wait_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(loop_keeps_the_limits, loop_setup, fixture_stop),
+      cmocka_unit_test_setup_teardown(shutdown_with_transfers_in_flight_is_clean, loop_setup,
+                                      fixture_stop),
       cmocka_unit_test_setup_teardown(tenant_state_stays_in_its_namespace, tenant_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(stuck_calls_are_capped, stuck_setup, fixture_stop),
       cmocka_unit_test_setup_teardown(c_stalls_end_at_their_deadline, cstall_setup, fixture_stop),
