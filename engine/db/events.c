@@ -1,6 +1,7 @@
 /* events.c — SQL of events and runs. Statements are parameterised; JSON is
  * built by PostgreSQL. */
 #include "db/events.h"
+#include "db/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +9,13 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* Maps a failed result with the engine's one SQLSTATE mapping. */
 static int fail(PGconn *db, PGresult *r, ac_err *err) {
   const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  ac_err_set(err, AC_ERR_DB, "database: %s", msg ? msg : PQerrorMessage(db));
+  int rc = ac_db_error_code(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+  ac_err_set(err, rc, "database: %s", msg ? msg : PQerrorMessage(db));
   PQclear(r);
-  return AC_ERR_DB;
+  return rc;
 }
 
 static PGresult *run(PGconn *db, const char *sql, int n, const char *const *p) {
@@ -24,7 +27,7 @@ static int ok(PGresult *r) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* Runs a statement whose result is not needed; AC_OK or AC_ERR_DB. */
+/* Runs a statement whose result is not needed; AC_OK or fail's code. */
 static int command(PGconn *db, const char *sql, int n, const char *const *p, ac_err *err) {
   PGresult *r = run(db, sql, n, p);
   if (!ok(r))

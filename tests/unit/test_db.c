@@ -14,6 +14,7 @@
 #include "core/kv.h"
 #include "cli/commands.h"
 #include "db/db.h"
+#include "db/events.h"
 #include "db/kv_pg.h"
 #include "db/migrate.h"
 
@@ -563,6 +564,18 @@ static void test_event_idempotency(void **state) {
   assert_int_equal(ac_db_exec(db, "INSERT INTO event_runs (event_id, plugin_id) VALUES"
                                   " ($1::uuid, 'webhooks')", 1, ev, NULL, &err),
                    AC_ERR_CONFLICT);
+  /* the events layer maps errors as every statement does: an event of a
+   * namespace that does not exist (gone since it was checked) is not
+   * found, not a database outage */
+  char *event_id = NULL;
+  int created = 0;
+  json_t *payload = json_pack("{s:s}", "approvalId", "a2"), *plugins = json_array();
+  assert_int_equal(ac_events_put(ac_db_conn(db), "no-such-ns", "approval.created", payload, NULL,
+                                 plugins, &event_id, &created, &err),
+                   AC_ERR_NOTFOUND);
+  assert_null(event_id);
+  json_decref(payload);
+  json_decref(plugins);
   free(d1);
   free(d2);
   PQclear(r1);
