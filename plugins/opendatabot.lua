@@ -58,16 +58,24 @@ local function checksum_valid(code)
   return digits_of(code)[8] == control_digit(code)
 end
 
+-- An ASCII letter or "_" (what "[%a_]" matches), false for nil.
+local function is_word_byte(b)
+  return b ~= nil and (b == 95 or (b >= 65 and b <= 90) or (b >= 97 and b <= 122))
+end
+
 local function find_codes(text)
   local codes, seen = {}, {}
-  for pos, run in string.gmatch(text, "()(%d+)") do
-    if #run == 8 and not seen[run] then
-      local before = text:sub(pos - 1, pos - 1)
-      local after = text:sub(pos + 8, pos + 8)
-      if not before:find("^[%a_]") and not after:find("^[%a_]") then
+  local from = 1
+  while #codes < MAX_RESULTS do
+    local s, e = string.find(text, "%d+", from)
+    if not s then break end
+    from = e + 1
+    if e - s == 7 then
+      local run = string.sub(text, s, e)
+      if not seen[run] and not is_word_byte(string.byte(text, s - 1))
+          and not is_word_byte(string.byte(text, e + 1)) then
         seen[run] = true
         codes[#codes + 1] = run
-        if #codes == MAX_RESULTS then break end
       end
     end
   end
@@ -182,9 +190,9 @@ local function lookup_failed(code, why)
   }
 end
 
--- Mock results depend on the code alone, so each is built once per state
--- (a state serves one namespace) and handed out again; the engine only
--- reads what a hook returns.
+-- Mock results (and the verdict on an invalid code) depend on the code
+-- alone, so each is built once per state (a state serves one namespace)
+-- and handed out again; the engine only reads what a hook returns.
 local MOCK_CACHE_MAX = 512
 local mock_cache, mock_cached = {}, 0
 
@@ -192,7 +200,11 @@ local function mock_result(code)
   local r = mock_cache[code]
   if r then return r end
   if mock_cached >= MOCK_CACHE_MAX then mock_cache, mock_cached = {}, 0 end
-  r = company_result(code, mock_company(code), true)
+  if checksum_valid(code) then
+    r = company_result(code, mock_company(code), true)
+  else
+    r = invalid_result(code)
+  end
   mock_cache[code] = r
   mock_cached = mock_cached + 1
   return r
@@ -287,15 +299,16 @@ return {
 
   onAgentQuery = function(query, context)
     if type(query.text) ~= "string" then return {} end
+    local api = context.config.mode == "api"
     local results = {}
     for _, code in ipairs(find_codes(query.text)) do
       local r
-      if not checksum_valid(code) then
-        r = invalid_result(code)
-      elseif context.config.mode == "api" then
+      if not api then
+        r = mock_result(code)
+      elseif checksum_valid(code) then
         r = api_result(code, context)
       else
-        r = mock_result(code)
+        r = invalid_result(code)
       end
       results[#results + 1] = r
     end

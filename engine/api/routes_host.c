@@ -24,9 +24,14 @@ static int opt_string(json_t *doc, const char *key, const char **out, size_t max
   return 1;
 }
 
-static void query_answered(json_t *body, void *ud) {
+static void query_answered(char *body, void *ud) {
   ac_response res = {0};
-  ac_respond_json(&res, 200, body);
+  if (body) {
+    res.status = 200;
+    res.text = body; /* JSON, written by the query run */
+  } else {
+    ac_respond_problem(&res, 503, "out of memory; try again", NULL);
+  }
   ac_deferred_finish(ud, &res);
 }
 

@@ -20,6 +20,10 @@ typedef struct ac_buf {
 /* Appends n bytes. Returns AC_OK, AC_ERR_LIMIT or AC_ERR_NOMEM. */
 int ac_buf_append(ac_buf *b, const void *p, size_t n);
 
+/* Makes room for n more bytes (and the NUL) without changing len, so a
+ * writer can fill data + len directly. AC_OK, AC_ERR_LIMIT or NOMEM. */
+int ac_buf_reserve(ac_buf *b, size_t n);
+
 /* Appends a NUL-terminated string. */
 int ac_buf_puts(ac_buf *b, const char *s);
 

@@ -1,26 +1,40 @@
 /* json_write.c — a compact JSON writer over jansson values. */
 #include "core/json_write.h"
+#include "core/err.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #define DEPTH_MAX 2048
 
+/* Text goes to a fixed buffer (len counts past size: the length the text
+ * needs) or, with grow set, is appended to that buffer (rc keeps the first
+ * failure). */
 typedef struct out {
   char *buf;
-  size_t size, len; /* len counts past size: the length the text needs */
+  size_t size, len;
+  ac_buf *grow;
+  int rc;
 } out;
 
 static void put(out *o, const char *s, size_t n) {
+  if (o->grow) {
+    if (o->rc == AC_OK)
+      o->rc = ac_buf_append(o->grow, s, n);
+    return;
+  }
   if (o->len < o->size)
     memcpy(o->buf + o->len, s, o->size - o->len < n ? o->size - o->len : n);
   o->len += n;
 }
 
 static void put_char(out *o, char c) {
-  if (o->len < o->size)
-    o->buf[o->len] = c;
-  o->len++;
+  if (!o->grow && o->len < o->size) {
+    o->buf[o->len++] = c;
+    return;
+  }
+  put(o, &c, 1);
 }
 
 static void put_string(out *o, const char *s, size_t n) {
@@ -67,11 +81,48 @@ static void tidy_exponent(char *num) {
   memmove(digits, from, strlen(from) + 1);
 }
 
+/* Decimal digits, without a format to parse: a response holds many. */
+static void put_integer(out *o, long long v) {
+  char digits[24];
+  size_t n = sizeof digits;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do {
+    digits[--n] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    digits[--n] = '-';
+  put(o, digits + n, sizeof digits - n);
+}
+
+/* As jansson writes a real: 17 significant digits, always with a point or
+ * an exponent so it reads back as a real. d is finite. */
+static void put_real(out *o, double d) {
+  /* answers repeat the same few reals (confidences): the text of the last
+   * ones is kept per thread, keyed by the value's bits */
+  static _Thread_local struct {
+    uint64_t bits;
+    size_t len;
+    char text[40];
+  } recent[8];
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  unsigned slot = (unsigned)((bits * 0x9E3779B97F4A7C15ull) >> 61);
+  if (recent[slot].len == 0 || recent[slot].bits != bits) {
+    char *num = recent[slot].text;
+    snprintf(num, sizeof recent[slot].text - 2, "%.17g", d);
+    tidy_exponent(num);
+    if (!strpbrk(num, ".e"))
+      strcat(num, ".0");
+    recent[slot].bits = bits;
+    recent[slot].len = strlen(num);
+  }
+  put(o, recent[slot].text, recent[slot].len);
+}
+
 static int write_value(out *o, const json_t *v, int depth) {
   if (depth > DEPTH_MAX)
     return -1;
-  char num[40];
-  int n;
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
     put_char(o, '{');
@@ -105,17 +156,10 @@ static int write_value(out *o, const json_t *v, int depth) {
     put_string(o, json_string_value(v), json_string_length(v));
     return 0;
   case JSON_INTEGER:
-    n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    put(o, num, (size_t)n);
+    put_integer(o, json_integer_value(v));
     return 0;
   case JSON_REAL:
-    /* as jansson writes it: 17 significant digits, always with a point or
-     * an exponent so it reads back as a real */
-    n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-    tidy_exponent(num);
-    put(o, num, strlen(num));
-    if (!strpbrk(num, ".e")) /* nan and inf cannot occur: jansson refuses them */
-      put(o, ".0", 2);
+    put_real(o, json_real_value(v));
     return 0;
   case JSON_TRUE:
     put(o, "true", 4);
@@ -131,6 +175,40 @@ static int write_value(out *o, const json_t *v, int depth) {
 }
 
 size_t ac_json_write(const json_t *v, char *buf, size_t size) {
-  out o = {buf, size, 0};
+  out o = {buf, size, 0, NULL, AC_OK};
   return v && write_value(&o, v, 0) == 0 ? o.len : 0;
+}
+
+int ac_json_append(ac_buf *b, const json_t *v) {
+  out o = {NULL, 0, 0, b, AC_OK};
+  if (!v || write_value(&o, v, 0) != 0)
+    return AC_ERR_INVALID;
+  return o.rc;
+}
+
+int ac_json_append_string(ac_buf *b, const char *s, size_t n) {
+  /* room for the worst case (every byte \u00XX) lets the string be
+   * written in place, in runs; past the buffer's limit, a byte at a time */
+  if (n < ((size_t)1 << 24) && ac_buf_reserve(b, 6 * n + 2) == AC_OK) {
+    out o = {b->data + b->len, b->cap - b->len, 0, NULL, AC_OK};
+    put_string(&o, s, n);
+    b->len += o.len;
+    b->data[b->len] = '\0';
+    return AC_OK;
+  }
+  out o = {NULL, 0, 0, b, AC_OK};
+  put_string(&o, s, n);
+  return o.rc;
+}
+
+int ac_json_append_integer(ac_buf *b, long long v) {
+  out o = {NULL, 0, 0, b, AC_OK};
+  put_integer(&o, v);
+  return o.rc;
+}
+
+int ac_json_append_real(ac_buf *b, double d) {
+  out o = {NULL, 0, 0, b, AC_OK};
+  put_real(&o, d);
+  return o.rc;
 }

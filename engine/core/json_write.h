@@ -8,6 +8,8 @@
 #ifndef AC_CORE_JSON_WRITE_H
 #define AC_CORE_JSON_WRITE_H
 
+#include "core/buf.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -15,5 +17,13 @@
  * the whole text, which is larger than size when it did not fit (buf then
  * holds a prefix), or 0 when v nests deeper than 2048 levels. */
 size_t ac_json_write(const json_t *v, char *buf, size_t size);
+
+/* The same text appended to b: of v (AC_ERR_INVALID past 2048 levels), of
+ * a string s[0..n) that is valid UTF-8, of an integer, of a finite real. Return AC_OK or
+ * ac_buf_append's error. For writers of values jansson does not hold. */
+int ac_json_append(ac_buf *b, const json_t *v);
+int ac_json_append_string(ac_buf *b, const char *s, size_t n);
+int ac_json_append_integer(ac_buf *b, long long v);
+int ac_json_append_real(ac_buf *b, double d);
 
 #endif

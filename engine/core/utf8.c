@@ -1,6 +1,9 @@
 /* utf8.c — in-place UTF-8 repair (RFC 3629 well-formed sequences). */
 #include "core/utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 /* Length of the well-formed sequence at s (at most n bytes), or 0. */
 static size_t sequence_length(const unsigned char *s, size_t n) {
   unsigned c = s[0];
@@ -36,6 +39,12 @@ static size_t sequence_length(const unsigned char *s, size_t n) {
 int ac_utf8_valid(const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < len;) {
+    /* ASCII runs eight bytes at a time */
+    uint64_t w;
+    if (len - i >= 8 && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) {
+      i += 8;
+      continue;
+    }
     size_t n = sequence_length(p + i, len - i);
     if (n == 0)
       return 0;

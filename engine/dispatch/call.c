@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/hash.h"
+#include "lua/convert.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -56,6 +57,7 @@ struct ac_call {
   int open;          /* a vm call is open (parked between slices) */
   ac_vm *vm;
   json_t *result;    /* the executor's */
+  int want_text;     /* onAgentQuery's results as text when sure */
   int init_ran;
   bulkhead *bp, *bn; /* admitted against these */
   int stuck;         /* abandoned: counted on the plugin version */
@@ -69,8 +71,14 @@ struct ac_call {
    * and each outcome's header */
   ac_outcome out, init_out;
   ac_outcome final_out, final_init;
+  /* results text, the executor's and what done reports: their buffers
+   * are kept when the call is recycled */
+  ac_results_text text, final_text;
   struct ac_call *next_free;
 };
+
+/* A recycled call keeps text buffers up to this size. */
+#define TEXT_KEEP (64 * 1024)
 
 /* Calls are larger than the allocator's per-thread caches hold, and every
  * query makes several: freed calls are kept for the next ones. Process-wide,
@@ -88,13 +96,25 @@ static ac_call *call_alloc(void) {
     call_pool_size--;
   }
   pthread_mutex_unlock(&call_pool_lock);
-  if (!c && !(c = malloc(sizeof *c)))
-    return NULL;
+  if (!c) {
+    if (!(c = malloc(sizeof *c)))
+      return NULL;
+    memset(c, 0, sizeof *c);
+  }
   memset(c, 0, offsetof(ac_call, out));
   return c;
 }
 
+static void text_clear(ac_results_text *t) {
+  if (t->buf.cap > TEXT_KEEP)
+    ac_buf_free(&t->buf);
+  ac_buf_reset(&t->buf);
+  t->ready = 0;
+}
+
 static void call_recycle(ac_call *c) {
+  text_clear(&c->text);
+  text_clear(&c->final_text);
   pthread_mutex_lock(&call_pool_lock);
   int keep = call_pool_size < CALL_POOL_MAX;
   if (keep) {
@@ -103,8 +123,11 @@ static void call_recycle(ac_call *c) {
     call_pool_size++;
   }
   pthread_mutex_unlock(&call_pool_lock);
-  if (!keep)
+  if (!keep) {
+    ac_buf_free(&c->text.buf);
+    ac_buf_free(&c->final_text.buf);
     free(c);
+  }
 }
 
 /* ---- bulkheads -------------------------------------------------------- */
@@ -196,11 +219,18 @@ static void count_busy(ac_call *c) {
 }
 
 /* Hands out to done once; later attempts (a stuck call finishing after it
- * was abandoned) are dropped. result is stolen. */
-static void deliver(ac_call *c, const ac_outcome *out, json_t *result) {
+ * was abandoned) are dropped. result is stolen; with_text: the executor
+ * ends the call, and its results text goes with it. */
+static void deliver(ac_call *c, const ac_outcome *out, json_t *result, int with_text) {
   if (atomic_exchange(&c->delivered, 1)) {
     json_decref(result);
     return;
+  }
+  if (with_text && c->text.ready) {
+    ac_results_text t = c->final_text;
+    c->final_text = c->text;
+    c->text = t;
+    c->text.ready = 0;
   }
   c->final_out = *out;
   if (!c->stuck) {
@@ -289,12 +319,13 @@ static int step(ac_call *c, int64_t slice_us) {
     const char *hook = init ? AC_HOOK_INIT : c->hook;
     ac_outcome *out = init ? &c->init_out : &c->out;
     json_t **result = init ? NULL : &c->result;
+    ac_results_text *text = !init && c->want_text ? &c->text : NULL;
     ac_vm_step st;
     if (!c->open)
       st = ac_plugin_call_begin(c->vm, hook, init ? NULL : c->arg, &c->ctx, c->deadline_ms, left,
-                                result, out);
+                                result, text, out);
     else
-      st = ac_plugin_call_continue(c->vm, hook, left, result, out);
+      st = ac_plugin_call_continue(c->vm, hook, left, result, text, out);
     if (slice_end && ac_vm_blocked_inline(c->vm))
       ac_plugin_handle_no_inline(c->h);
     if (st != AC_VM_STEP_DONE) {
@@ -324,7 +355,7 @@ static void conclude(ac_call *c) {
     ac_plugin_handle_note_outcome(c->h, c->out.kind);
   json_t *r = c->result;
   c->result = NULL;
-  deliver(c, &c->out, r);
+  deliver(c, &c->out, r, 1);
 }
 
 static void task_run(ac_task *t) {
@@ -380,7 +411,7 @@ static void task_expired(ac_task *t, int stopping) {
   else
     set_outcome(&out, AC_OUTCOME_BUSY,
                 "busy: no worker was free for this plugin before the deadline");
-  deliver(c, &out, NULL);
+  deliver(c, &out, NULL, 0);
   executor_leave(c);
 }
 
@@ -392,7 +423,7 @@ static void task_abandoned(ac_task *t) {
   ac_outcome out;
   set_outcome(&out, AC_OUTCOME_TIMEOUT,
               "timeout: call exceeded its time (stuck in a C function; abandoned)");
-  deliver(c, &out, NULL);
+  deliver(c, &out, NULL, 0);
 }
 
 /* ---- the public side ------------------------------------------------------- */
@@ -437,6 +468,9 @@ ac_call *ac_call_new(ac_calls *cs, const ac_call_spec *spec, ac_call_done_fn don
   c->task.abandoned = task_abandoned;
   c->task.deadline_ms = spec->deadline_ms;
   c->task.run_for_ms = spec->run_for_ms;
+  c->want_text = spec->results_as_text;
+  c->text.plugin_id = c->final_text.plugin_id = c->plugin;
+  c->text.buf.limit = c->final_text.buf.limit = AC_CONVERT_BYTES_MAX;
   set_outcome(&c->out, AC_OUTCOME_ERROR, "the call did not run");
   set_outcome(&c->init_out, AC_OUTCOME_OK, "");
   set_outcome(&c->final_out, AC_OUTCOME_ERROR, "the call did not run");
@@ -469,7 +503,7 @@ static int refuse(ac_call *c) {
     return 0;
   ac_outcome out;
   set_outcome(&out, AC_OUTCOME_BUSY, why);
-  deliver(c, &out, NULL);
+  deliver(c, &out, NULL, 0);
   executor_leave(c);
   return 1;
 }
@@ -503,6 +537,10 @@ json_t *ac_call_take_result(ac_call *c) {
   json_t *r = c->final_result;
   c->final_result = NULL;
   return r;
+}
+
+const ac_buf *ac_call_results_text(const ac_call *c) {
+  return c->final_text.ready ? &c->final_text.buf : NULL;
 }
 
 void ac_call_release(ac_call *c) {

@@ -59,6 +59,8 @@ typedef struct ac_call_spec {
   int64_t run_for_ms;      /* > 0: deadline_ms only bounds the wait for a
                               worker; the call then has run_for_ms from the
                               moment it starts (event hooks: no client waits) */
+  int results_as_text;     /* onAgentQuery: results as text when sure
+                              (ac_call_results_text) */
 } ac_call_spec;
 
 /* Creates a call; done(c, ud) will be called exactly once, from any
@@ -75,6 +77,11 @@ const ac_outcome *ac_call_outcome(const ac_call *c);
 const ac_outcome *ac_call_init_outcome(const ac_call *c);
 int ac_call_init_ran(const ac_call *c);
 json_t *ac_call_take_result(ac_call *c);
+
+/* After done, with results_as_text: the results as JSON text, ready for
+ * an answer (lua/results_text.h; empty: none), or NULL when they came as
+ * a value (ac_call_take_result). Valid until ac_call_release. */
+const ac_buf *ac_call_results_text(const ac_call *c);
 
 /* Drops the caller's reference (after done, or to stop caring). */
 void ac_call_release(ac_call *c);

@@ -232,7 +232,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
   int64_t run_for = (int64_t)env->timeout_ms * (f->target.run_init ? 2 : 1);
   int64_t wait = (int64_t)d->lease_s * 1000 - run_for - 1500;
   ac_call_spec spec = {f->target.h,   hook, arg, f->target.ctx, f->target.run_init,
-                       ac_clock_mono_ms() + (wait > 0 ? wait : 0), run_for};
+                       ac_clock_mono_ms() + (wait > 0 ? wait : 0), run_for, 0};
   f->call = ac_call_new(env->calls, &spec, call_done, f);
   json_decref(arg);
   json_decref(snapshot);

@@ -3,6 +3,7 @@
 #include "dispatch/query.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/json_write.h"
 #include "dispatch/call.h"
 #include "lua/watchdog.h"
 
@@ -126,9 +127,31 @@ static void run_free(query_run *run) {
     free(run);
 }
 
-/* Builds the answer in plugin order and frees the run. */
+/* Appends a plugin's results that came as a value: checked, then written. */
+static int append_checked(ac_buf *body, size_t results_start, const ac_schema *schema,
+                          const char *plugin, json_t *value, json_t *errors) {
+  json_t *kept = json_array();
+  take_results(schema, plugin, value, kept, errors);
+  int rc = kept ? AC_OK : AC_ERR_NOMEM;
+  size_t i;
+  json_t *r;
+  json_array_foreach(kept, i, r) {
+    if (rc == AC_OK && body->len > results_start)
+      rc = ac_buf_append(body, ",", 1);
+    if (rc == AC_OK)
+      rc = ac_json_append(body, r);
+  }
+  json_decref(kept);
+  return rc;
+}
+
+/* Writes the answer in plugin order, frees the run and hands the text to
+ * done. Results that came as text (the usual case) are copied as they are. */
 static void answer(query_run *run) {
-  json_t *results = json_array(), *errors = json_array();
+  ac_buf body = AC_BUF_INIT(AC_QUERY_BODY_MAX);
+  json_t *errors = json_array();
+  int rc = errors ? ac_buf_puts(&body, "{\"results\":[") : AC_ERR_NOMEM;
+  size_t results_start = body.len;
   for (size_t i = 0; i < run->n; i++) {
     slot *s = &run->slots[i];
     const char *plugin = s->plugin;
@@ -138,24 +161,42 @@ static void answer(query_run *run) {
       free(s->early);
     } else if (s->state == 1) {
       const ac_outcome *out = ac_call_outcome(s->call);
-      if (out->kind == AC_OUTCOME_OK) {
-        json_t *value = ac_call_take_result(s->call);
-        take_results(run->schema, plugin, value, results, errors);
-        json_decref(value);
-      } else {
+      const ac_buf *text = ac_call_results_text(s->call);
+      if (out->kind != AC_OUTCOME_OK) {
         add_error(errors, plugin, ac_outcome_kind_name(out->kind), out->message);
+      } else if (text) {
+        if (rc == AC_OK && text->len && body.len > results_start)
+          rc = ac_buf_append(&body, ",", 1);
+        if (rc == AC_OK)
+          rc = ac_buf_append(&body, text->data, text->len);
+      } else {
+        json_t *value = ac_call_take_result(s->call);
+        if (rc == AC_OK)
+          rc = append_checked(&body, results_start, run->schema, plugin, value, errors);
+        json_decref(value);
       }
       ac_call_release(s->call);
     }
     ac_hook_target_clear(&s->target);
   }
-  json_t *body = json_pack("{s:o, s:o, s:I}", "results", results, "errors", errors, "tookMs",
-                           (json_int_t)(ac_clock_mono_ms() - run->start_ms));
+  if (rc == AC_OK)
+    rc = ac_buf_puts(&body, "],\"errors\":");
+  if (rc == AC_OK)
+    rc = ac_json_append(&body, errors);
+  if (rc == AC_OK)
+    rc = ac_buf_puts(&body, ",\"tookMs\":");
+  if (rc == AC_OK)
+    rc = ac_json_append_integer(&body, (long long)(ac_clock_mono_ms() - run->start_ms));
+  if (rc == AC_OK)
+    rc = ac_buf_append(&body, "}", 1);
+  json_decref(errors);
+  char *text = rc == AC_OK ? ac_buf_take(&body) : NULL;
+  ac_buf_free(&body);
   ac_query_done_fn done = run->done;
   void *ud = run->ud;
   pthread_mutex_destroy(&run->lock);
   run_free(run);
-  done(body, ud);
+  done(text, ud);
 }
 
 static void release_one(query_run *run) {
@@ -190,9 +231,7 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
   size_t n = json_array_size(plugins);
   query_run *run = run_alloc(n);
   if (!run) {
-    json_t *errors = json_array();
-    add_error(errors, "engine", "error", "out of memory");
-    done(json_pack("{s:[], s:o, s:I}", "results", errors, "tookMs", (json_int_t)0), ud);
+    done(NULL, ud);
     return;
   }
   run->env = env;
@@ -232,8 +271,8 @@ void ac_query_start(const ac_hook_env *env, const ac_schema *result_schema, cons
     slot *s = &run->slots[i];
     if (s->state != 1)
       continue;
-    ac_call_spec spec = {s->target.h, AC_HOOK_QUERY, query, s->target.ctx, s->target.run_init,
-                         deadline, 0};
+    ac_call_spec spec = {s->target.h, AC_HOOK_QUERY, query,    s->target.ctx,
+                         s->target.run_init, deadline, 0, 1};
     s->call = ac_call_new(env->calls, &spec, call_done, s);
     if (!s->call) {
       s->state = -1; /* early stays NULL: out of memory */

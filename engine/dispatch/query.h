@@ -9,9 +9,11 @@
 #include "schema/schema.h"
 
 #define AC_QUERY_MAX_RESULTS 20 /* kept per plugin */
+#define AC_QUERY_BODY_MAX ((size_t)256 << 20) /* an answer's text */
 
-/* Called once with {"results":[...],"errors":[...],"tookMs"} (stolen). */
-typedef void (*ac_query_done_fn)(json_t *body, void *ud);
+/* Called once with the text of {"results":[...],"errors":[...],"tookMs"}
+ * (the caller frees it), or NULL when the engine ran out of memory. */
+typedef void (*ac_query_done_fn)(char *body, void *ud);
 
 /* Runs onAgentQuery of every plugin in snapshot (the namespace's entry of
  * the tenancy snapshot) with query {text, userId, locale, namespaceId}.

@@ -109,9 +109,7 @@ static void pop_path(conv *c, size_t old) {
   c->path[old] = '\0';
 }
 
-/* 1 if the table's keys are exactly 1..n (n > 0). *n is the key count, or
- * -1 when some key is not a positive integer. */
-static int is_array(lua_State *L, int idx, lua_Integer *n) {
+int ac_lua_is_array(lua_State *L, int idx, lua_Integer *n) {
   lua_Integer count = 0, max = 0;
   *n = -1;
   lua_pushnil(L);
@@ -154,7 +152,7 @@ static int table_value(conv *c, int idx, int depth, json_t **out) {
   if (!lua_checkstack(L, 6))
     return fail(c, "%s", "too deep");
   lua_Integer n;
-  if (is_array(L, idx, &n) || (n == 0 && c->empty_as_array)) {
+  if (ac_lua_is_array(L, idx, &n) || (n == 0 && c->empty_as_array)) {
     json_t *arr = json_array();
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);

@@ -35,4 +35,9 @@ void ac_lua_push_json(lua_State *L, const json_t *value, int readonly, const cha
  * *out: caller decrefs. */
 int ac_lua_to_json(lua_State *L, int idx, int empty_as_array, json_t **out, ac_err *err);
 
+/* 1 if the keys of the table at idx (absolute) are exactly 1..n (n > 0).
+ * *n is the key count, or -1 when some key is not a positive integer. Raw
+ * access; needs 2 free stack slots. */
+int ac_lua_is_array(lua_State *L, int idx, lua_Integer *n);
+
 #endif

@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "lua/convert.h"
 #include "lua/guard.h"
+#include "lua/results_text.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -468,6 +469,7 @@ struct call_args {
   const char *hook;
   const json_t *arg;
   json_t *result;
+  ac_results_text *text;
 };
 
 /* Leaves hook, its argument (unless init) and a context on the stack. */
@@ -483,12 +485,21 @@ static void call_setup(lua_State *L, void *ud) {
   ac_context_push(L);
 }
 
-/* The hook's first result, converted to JSON. */
+/* The hook's first result, written as results text when asked and sure,
+ * else converted to JSON. */
 static void call_collect(lua_State *L, void *ud) {
   struct call_args *a = ud;
   lua_settop(L, 1);
   ac_err err = {0};
   int is_query = strcmp(a->hook, AC_HOOK_QUERY) == 0;
+  if (a->text) {
+    ac_buf_reset(&a->text->buf);
+    a->text->ready = 0;
+    if (is_query && ac_lua_results_text(L, 1, a->text->plugin_id, &a->text->buf)) {
+      a->text->ready = 1;
+      return;
+    }
+  }
   if (ac_lua_to_json(L, 1, is_query, &a->result, &err) != AC_OK) {
     if (err.code == AC_ERR_TIMEOUT)
       ac_vm_checkpoint(L);
@@ -504,6 +515,8 @@ static ac_vm_step call_step(ac_vm *vm, struct call_args *args, int64_t slice_us,
   if (out->kind != AC_OUTCOME_OK) {
     json_decref(args->result);
     args->result = NULL;
+    if (args->text)
+      args->text->ready = 0;
   }
   if (result)
     *result = args->result;
@@ -514,10 +527,12 @@ static ac_vm_step call_step(ac_vm *vm, struct call_args *args, int64_t slice_us,
 
 ac_vm_step ac_plugin_call_begin(ac_vm *vm, const char *hook, const json_t *arg,
                                 const ac_call_context *ctx, int64_t deadline_ms, int64_t slice_us,
-                                json_t **result, ac_outcome *out) {
+                                json_t **result, ac_results_text *text, ac_outcome *out) {
   if (result)
     *result = NULL;
-  struct call_args args = {hook, arg, NULL};
+  if (text)
+    text->ready = 0;
+  struct call_args args = {hook, arg, NULL, text};
   ac_vm_set_call_data(vm, (void *)ctx);
   if (ac_vm_call_start(vm, ctx ? ctx->namespace_id : NULL, deadline_ms, call_setup, &args, out) !=
       AC_OK)
@@ -526,15 +541,15 @@ ac_vm_step ac_plugin_call_begin(ac_vm *vm, const char *hook, const json_t *arg,
 }
 
 ac_vm_step ac_plugin_call_continue(ac_vm *vm, const char *hook, int64_t slice_us, json_t **result,
-                                   ac_outcome *out) {
+                                   ac_results_text *text, ac_outcome *out) {
   if (result)
     *result = NULL;
-  struct call_args args = {hook, NULL, NULL};
+  struct call_args args = {hook, NULL, NULL, text};
   return call_step(vm, &args, slice_us, result, out);
 }
 
 void ac_plugin_call(ac_vm *vm, const char *hook, const json_t *arg, const ac_call_context *ctx,
                     json_t **result, ac_outcome *out) {
   int64_t deadline = ac_clock_mono_ms() + ac_vm_config_of(vm)->timeout_ms;
-  ac_plugin_call_begin(vm, hook, arg, ctx, deadline, 0, result, out);
+  ac_plugin_call_begin(vm, hook, arg, ctx, deadline, 0, result, NULL, out);
 }

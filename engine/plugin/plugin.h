@@ -3,6 +3,7 @@
 #ifndef AC_PLUGIN_PLUGIN_H
 #define AC_PLUGIN_PLUGIN_H
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "lua/context.h"
@@ -87,15 +88,26 @@ int ac_plugin_hook_known(const char *name);
 void ac_plugin_call(ac_vm *vm, const char *hook, const json_t *arg, const ac_call_context *ctx,
                     json_t **result, ac_outcome *out);
 
+/* onAgentQuery's results as JSON text (lua/results_text.h), for a caller
+ * that writes them into an answer. The caller sets plugin_id and the
+ * buffer's limit; when the call ends ok, ready says whether buf holds the
+ * results (and *result is NULL) or they came as JSON. */
+typedef struct ac_results_text {
+  const char *plugin_id;
+  ac_buf buf;
+  int ready;
+} ac_results_text;
+
 /* The same call in steps, for callers that move it between threads: begin
  * opens it with an absolute monotonic deadline and runs its first slice;
- * continue runs the next. Each returns AC_VM_STEP_DONE (result and out
- * filled) or the reason it gave the thread back (see ac_vm_call_resume).
- * ctx must stay valid until the call is done. */
+ * continue runs the next. Each returns AC_VM_STEP_DONE (result, text and
+ * out filled) or the reason it gave the thread back (see
+ * ac_vm_call_resume). text (may be NULL) asks for onAgentQuery's results
+ * as text. ctx must stay valid until the call is done. */
 ac_vm_step ac_plugin_call_begin(ac_vm *vm, const char *hook, const json_t *arg,
                                 const ac_call_context *ctx, int64_t deadline_ms, int64_t slice_us,
-                                json_t **result, ac_outcome *out);
+                                json_t **result, ac_results_text *text, ac_outcome *out);
 ac_vm_step ac_plugin_call_continue(ac_vm *vm, const char *hook, int64_t slice_us, json_t **result,
-                                   ac_outcome *out);
+                                   ac_results_text *text, ac_outcome *out);
 
 #endif

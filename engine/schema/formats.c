@@ -297,6 +297,8 @@ static int uri_ok(const char *s, size_t len) {
   return rc == CURLUE_OK;
 }
 
+int ac_schema_uri_ok(const char *s, size_t len) { return uri_ok(s, len); }
+
 int ac_schema_format_check(fmt_kind kind, const char *s, size_t len) {
   switch (kind) {
   case FMT_URI: return uri_ok(s, len);

@@ -74,4 +74,8 @@ json_t *ac_schema_export(const ac_schema *s);
 /* The schema's JSON (borrowed). */
 const json_t *ac_schema_json(const ac_schema *s);
 
+/* 1 if s[0..len) (valid UTF-8) is in the "uri" format, as validation
+ * checks it. */
+int ac_schema_uri_ok(const char *s, size_t len);
+
 #endif

@@ -33,6 +33,13 @@ static void test_validity(void **state) {
   assert_true(ac_utf8_valid("", 0));
   assert_false(ac_utf8_valid("\xff", 1));
   assert_false(ac_utf8_valid("ok\xe2\x82", 4));
+  /* ASCII is read eight bytes at a time: a bad byte after, inside or at
+   * the end of such runs is still found */
+  assert_true(ac_utf8_valid("abcdefghijklmnop\xc3\xa9q", 19));
+  assert_false(ac_utf8_valid("abcdefgh\xff", 9));
+  assert_false(ac_utf8_valid("abcdefg\xffhijklmno", 16));
+  assert_false(ac_utf8_valid("abcdefghijklmnop\xc3", 17));
+  assert_false(ac_utf8_valid("abcdefghijklmnop\xed\xa0\x80", 19));
 }
 
 static void test_malformed_bytes_are_replaced(void **state) {
