@@ -24,7 +24,14 @@ static ac_watch *calls; /* doubly linked list of calls in flight */
 static int64_t planned_wake; /* when the watchdog wakes next; begin() only
                                wakes it earlier when needed */
 
-static _Thread_local volatile sig_atomic_t slice_fires;
+/* this thread's slice timer: ticks counted, where the slice began and how
+ * many ticks end it (see ac_watchdog_slice_arm) */
+static _Thread_local volatile sig_atomic_t slice_ticks;
+static _Thread_local volatile sig_atomic_t slice_start, slice_need, slice_overrun_need;
+
+static unsigned slice_ticks_since_start(void) {
+  return (unsigned)slice_ticks - (unsigned)slice_start;
+}
 static _Thread_local volatile sig_atomic_t deadline_fires; /* since this thread's call began */
 static _Thread_local int watching; /* between ac_watchdog_begin and _end: plugin code runs */
 
@@ -32,10 +39,15 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
   int saved = errno;
-  if (si && si->si_code == SI_TIMER)
-    slice_fires++; /* this thread's slice timer, not the watchdog */
-  else
+  if (si && si->si_code == SI_TIMER) { /* this thread's slice timer, not the watchdog */
+    slice_ticks++;
+    if (slice_ticks_since_start() < (unsigned)slice_need) {
+      errno = saved;
+      return; /* the slice goes on: no hook */
+    }
+  } else {
     deadline_fires = 1;
+  }
   lua_State *L = running_state;
   if (L)
     lua_sethook(L, armed_hook, LUA_MASKCOUNT, 1);
@@ -179,19 +191,29 @@ static int slice_make(void) {
 }
 
 void ac_watchdog_slice_arm(int64_t us) {
-  slice_fires = 0;
   if (slice_state == 0)
     slice_state = slice_make();
   if (slice_state < 0)
     return; /* no timer: the slice simply is not cut */
-  struct itimerspec its;
-  memset(&its, 0, sizeof its);
-  its.it_value.tv_sec = (time_t)(us / 1000000);
-  its.it_value.tv_nsec = (long)(us % 1000000) * 1000L;
-  /* then again every AC_SLICE_OVERRUN_MS of CPU: a second firing means the
-   * slice overran by that much without the call giving the thread back */
-  its.it_interval.tv_nsec = AC_SLICE_OVERRUN_MS * 1000000L;
-  timer_settime(slice_timer, 0, &its, NULL);
+  /* the timer ticks every half slice (at least every 100 us) and is set
+   * again only when the slice length changes: beginning a slice is
+   * counting from the current tick, with no system call */
+  static _Thread_local int64_t period_us;
+  int64_t period = us / 2 > 100 ? us / 2 : 100;
+  if (period != period_us) {
+    struct itimerspec its;
+    its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(period / 1000000);
+    its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(period % 1000000) * 1000L;
+    if (timer_settime(slice_timer, 0, &its, NULL) != 0)
+      return;
+    period_us = period;
+  }
+  /* the first tick comes within a period: one more than the slice's
+   * periods makes the slice last at least us, at most half as long again */
+  slice_need = (sig_atomic_t)((us + period - 1) / period + 1);
+  slice_overrun_need =
+      slice_need + (sig_atomic_t)((AC_SLICE_OVERRUN_MS * 1000 + period - 1) / period);
+  slice_start = slice_ticks;
 }
 
 static _Thread_local int slice_shared; /* a request's slice is armed */
@@ -205,8 +227,12 @@ void ac_watchdog_slice_share_end(void) { slice_shared = 0; }
 
 int ac_watchdog_slice_shared(void) { return slice_shared; }
 
-int ac_watchdog_slice_fired(void) { return slice_fires > 0; }
-int ac_watchdog_slice_overran(void) { return slice_fires > 1; }
+int ac_watchdog_slice_fired(void) {
+  return slice_state > 0 && slice_ticks_since_start() >= (unsigned)slice_need;
+}
+int ac_watchdog_slice_overran(void) {
+  return slice_state > 0 && slice_ticks_since_start() >= (unsigned)slice_overrun_need;
+}
 
 
 void ac_watchdog_arm(lua_State *L) {

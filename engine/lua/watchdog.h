@@ -50,10 +50,11 @@ void ac_watchdog_set_running(lua_State *L);
 int ac_watchdog_deadline_signalled(void);
 
 /* A per-thread timer on the thread's CPU time that raises the same signal
- * once the thread has run us microseconds, so the hook can end a time
- * slice; fired tells whether it has (since the last arm). It is re-armed,
- * never disarmed: a late firing finds no slice to cut. Made on a thread's
- * first use. */
+ * once the thread has run at least us (at most 1.5 us) microseconds since
+ * the arm, so the hook can end a time slice; fired tells whether it has.
+ * The timer ticks all along, and arming counts from the current tick: no
+ * system call per slice (only when the length changes). Made on a
+ * thread's first use. */
 #define AC_SLICE_OVERRUN_MS 20
 void ac_watchdog_slice_arm(int64_t us);
 int ac_watchdog_slice_fired(void);
