@@ -1,6 +1,7 @@
 /* json_write.c — a compact JSON writer over jansson values. */
 #include "core/json_write.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -37,37 +38,72 @@ static void put_char(out *o, char c) {
   put(o, &c, 1);
 }
 
-static void put_string(out *o, const char *s, size_t n) {
+/* A JSON string of s[0..n). With check set, s is also checked to be valid
+ * UTF-8 in the same pass: -1 when it is not (o then holds a part of it). */
+static int put_text(out *o, const char *s, size_t n, int check) {
   static const char hex[] = "0123456789ABCDEF";
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   put_char(o, '"');
   size_t run = 0; /* bytes since the last escape, copied in one go */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    put(o, s + run, i - run);
-    run = i + 1;
-    char esc[7] = {'\\', 0};
-    size_t len = 2;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    default:
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      len = 6;
+  for (size_t i = 0; i < n;) {
+    if (n - i >= 8) { /* eight plain ASCII bytes at a time */
+      uint64_t w, quote, slash;
+      memcpy(&w, s + i, 8);
+      quote = w ^ (ones * '"');
+      slash = w ^ (ones * '\\');
+      uint64_t special = (w & highs) | ((w - ones * 0x20) & ~w & highs) |
+                         ((quote - ones) & ~quote & highs) | ((slash - ones) & ~slash & highs);
+      if (!special) {
+        i += 8;
+        continue;
+      }
     }
-    put(o, esc, len);
+    /* else the next eight bytes one at a time */
+    for (size_t end = n - i > 8 ? i + 8 : n; i < end;) {
+      unsigned char c = (unsigned char)s[i];
+      if (c >= 0x80) {
+        size_t len = 1;
+        if (check) {
+          if (c >= 0xC2 && c <= 0xDF && i + 1 < n && ((unsigned char)s[i + 1] & 0xC0) == 0x80)
+            len = 2; /* the common two-byte case (Cyrillic, Latin-1) */
+          else if (!(len = ac_utf8_sequence_length((const unsigned char *)s + i, n - i)))
+            return -1;
+        }
+        i += len;
+        continue;
+      }
+      if (c >= 0x20 && c != '"' && c != '\\') {
+        i++;
+        continue;
+      }
+      put(o, s + run, i - run);
+      run = ++i;
+      char esc[7] = {'\\', 0};
+      size_t len = 2;
+      switch (c) {
+      case '"': esc[1] = '"'; break;
+      case '\\': esc[1] = '\\'; break;
+      case '\b': esc[1] = 'b'; break;
+      case '\f': esc[1] = 'f'; break;
+      case '\n': esc[1] = 'n'; break;
+      case '\r': esc[1] = 'r'; break;
+      case '\t': esc[1] = 't'; break;
+      default:
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        len = 6;
+      }
+      put(o, esc, len);
+    }
   }
   put(o, s + run, n - run);
   put_char(o, '"');
+  return 0;
 }
+
+/* Strings jansson holds are valid UTF-8 already. */
+static void put_string(out *o, const char *s, size_t n) { put_text(o, s, n, 0); }
 
 /* "1e+20" -> "1e20", "2.5e-07" -> "2.5e-7": the exponent without a plus
  * sign or leading zeros, as jansson writes it. */
@@ -187,17 +223,22 @@ int ac_json_append(ac_buf *b, const json_t *v) {
 }
 
 int ac_json_append_string(ac_buf *b, const char *s, size_t n) {
+  size_t start = b->len;
   /* room for the worst case (every byte \u00XX) lets the string be
    * written in place, in runs; past the buffer's limit, a byte at a time */
   if (n < ((size_t)1 << 24) && ac_buf_reserve(b, 6 * n + 2) == AC_OK) {
     out o = {b->data + b->len, b->cap - b->len, 0, NULL, AC_OK};
-    put_string(&o, s, n);
-    b->len += o.len;
+    int bad = put_text(&o, s, n, 1);
+    b->len += bad ? 0 : o.len;
     b->data[b->len] = '\0';
-    return AC_OK;
+    return bad ? AC_ERR_INVALID : AC_OK;
   }
   out o = {NULL, 0, 0, b, AC_OK};
-  put_string(&o, s, n);
+  if (put_text(&o, s, n, 1) != 0) {
+    b->len = start;
+    b->data[start] = '\0';
+    return AC_ERR_INVALID;
+  }
   return o.rc;
 }
 

@@ -19,8 +19,9 @@
 size_t ac_json_write(const json_t *v, char *buf, size_t size);
 
 /* The same text appended to b: of v (AC_ERR_INVALID past 2048 levels), of
- * a string s[0..n) that is valid UTF-8, of an integer, of a finite real. Return AC_OK or
- * ac_buf_append's error. For writers of values jansson does not hold. */
+ * a string s[0..n) (checked in the same pass: AC_ERR_INVALID, b unchanged,
+ * when it is not valid UTF-8), of an integer, of a finite real. Return
+ * AC_OK or ac_buf_append's error. For writers of values jansson does not hold. */
 int ac_json_append(ac_buf *b, const json_t *v);
 int ac_json_append_string(ac_buf *b, const char *s, size_t n);
 int ac_json_append_integer(ac_buf *b, long long v);

@@ -19,12 +19,22 @@ typedef struct walk {
   size_t bytes, nodes; /* counted as the general conversion counts them */
 } walk;
 
-static int put(walk *w, const char *s, size_t n) { return ac_buf_append(w->out, s, n) == AC_OK; }
+/* Punctuation and literals: straight into the room the buffer has. */
+static int put(walk *w, const char *s, size_t n) {
+  ac_buf *b = w->out;
+  if (b->cap - b->len > n && b->len + n <= b->limit) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 1;
+  }
+  return ac_buf_append(b, s, n) == AC_OK;
+}
 
 /* A string of the state, key or value: counted, and valid UTF-8. */
 static int put_string(walk *w, const char *s, size_t len) {
   w->bytes += len;
-  return w->bytes <= AC_RESULTS_TEXT_BYTES_MAX && ac_utf8_valid(s, len) &&
+  return w->bytes <= AC_RESULTS_TEXT_BYTES_MAX &&
          ac_json_append_string(w->out, s, len) == AC_OK;
 }
 

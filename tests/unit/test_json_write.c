@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/err.h"
 #include "core/json_write.h"
 
 #include <stdio.h>
@@ -90,12 +91,61 @@ static void test_depth_is_bounded(void **state) {
   json_decref(root);
 }
 
+/* Strings of pieces that stress the writer's fast paths: runs of plain
+ * ASCII longer than eight bytes, escapes at every offset, two-, three- and
+ * four-byte characters, and bytes that are not UTF-8. */
+static size_t random_text(char *buf, unsigned *seed, int allow_invalid) {
+  static const char *const pieces[] = {"a", "plain text ", "\"", "\\", "\n", "\x01", "\x1f",
+                                       "\xd0\x94", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                       "0123456789abcdef", "/", "\x7f"};
+  static const char *const bad[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xd0", "\xe2\x82",
+                                    "\xf5\x80\x80\x80", "\x80"};
+  size_t len = 0;
+  int count = (int)(rand_r(seed) % 24);
+  for (int i = 0; i < count; i++) {
+    const char *p = allow_invalid && rand_r(seed) % 16 == 0
+                        ? bad[rand_r(seed) % (sizeof bad / sizeof *bad)]
+                        : pieces[rand_r(seed) % (sizeof pieces / sizeof *pieces)];
+    memcpy(buf + len, p, strlen(p));
+    len += strlen(p);
+  }
+  return len;
+}
+
+/* ac_json_append_string writes what jansson writes of every valid string
+ * and refuses, leaving the buffer as it was, exactly what jansson refuses. */
+static void test_appended_strings_agree_with_jansson(void **state) {
+  (void)state;
+  unsigned seed = 7;
+  char text[24 * 16];
+  for (int round = 0; round < 20000; round++) {
+    size_t len = random_text(text, &seed, round % 2);
+    json_t *s = json_stringn(text, len);
+    ac_buf b = AC_BUF_INIT(1u << 20);
+    assert_int_equal(ac_buf_puts(&b, "x"), AC_OK);
+    int rc = ac_json_append_string(&b, text, len);
+    if (!s) {
+      assert_int_equal(rc, AC_ERR_INVALID);
+      assert_string_equal(b.data, "x");
+    } else {
+      assert_int_equal(rc, AC_OK);
+      char *want = json_dumps(s, JSON_ENCODE_ANY);
+      if (strcmp(b.data + 1, want) != 0)
+        fail_msg("wrote %s\nwant  %s", b.data + 1, want);
+      free(want);
+    }
+    json_decref(s);
+    ac_buf_free(&b);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_strings_are_escaped_as_jansson_does),
       cmocka_unit_test(test_values_and_nesting),
       cmocka_unit_test(test_a_small_buffer_gets_a_prefix_and_the_length),
       cmocka_unit_test(test_depth_is_bounded),
+      cmocka_unit_test(test_appended_strings_agree_with_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
