@@ -148,10 +148,13 @@ static void put_real(out *o, double d) {
     char *num = recent[slot].text;
     snprintf(num, sizeof recent[slot].text - 2, "%.17g", d);
     tidy_exponent(num);
-    if (!strpbrk(num, ".e"))
-      strcat(num, ".0");
+    size_t len = strlen(num);
+    if (!strpbrk(num, ".e")) { /* room was kept for it */
+      memcpy(num + len, ".0", 3);
+      len += 2;
+    }
     recent[slot].bits = bits;
-    recent[slot].len = strlen(num);
+    recent[slot].len = len;
   }
   put(o, recent[slot].text, recent[slot].len);
 }

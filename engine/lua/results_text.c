@@ -19,17 +19,7 @@ typedef struct walk {
   size_t bytes, nodes; /* counted as the general conversion counts them */
 } walk;
 
-/* Punctuation and literals: straight into the room the buffer has. */
-static int put(walk *w, const char *s, size_t n) {
-  ac_buf *b = w->out;
-  if (b->cap - b->len > n && b->len + n <= b->limit) {
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 1;
-  }
-  return ac_buf_append(b, s, n) == AC_OK;
-}
+static int put(walk *w, const char *s, size_t n) { return ac_buf_append(w->out, s, n) == AC_OK; }
 
 /* A string of the state, key or value: counted, and valid UTF-8. */
 static int put_string(walk *w, const char *s, size_t len) {

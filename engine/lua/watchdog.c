@@ -210,10 +210,10 @@ void ac_watchdog_slice_arm(int64_t us) {
   }
   /* the first tick comes within a period: one more than the slice's
    * periods makes the slice last at least us, at most half as long again */
+  slice_start = slice_ticks; /* first: a tick meanwhile counts from here */
   slice_need = (sig_atomic_t)((us + period - 1) / period + 1);
   slice_overrun_need =
       slice_need + (sig_atomic_t)((AC_SLICE_OVERRUN_MS * 1000 + period - 1) / period);
-  slice_start = slice_ticks;
 }
 
 static _Thread_local int slice_shared; /* a request's slice is armed */
