@@ -27,43 +27,58 @@ static int split(char *s, char *seg[MAX_SEGMENTS]) {
   return n;
 }
 
-/* Matches path against pattern, capturing ":name" segments into req. */
-static int match(const char *pattern, const char *path, ac_request *req, char *scratch,
-                 size_t size) {
-  size_t plen = strlen(pattern), slen = strlen(path);
-  if (plen + slen + 2 > size)
+/* The request path split once (a copy in scratch): every route is matched
+ * against the same segments. */
+typedef struct path_segments {
+  char *seg[MAX_SEGMENTS];
+  int n;
+} path_segments;
+
+static int split_path(const char *path, char *scratch, size_t size, path_segments *out) {
+  size_t len = strlen(path);
+  if (len + 1 > size)
     return 0;
-  char *pcopy = scratch, *scopy = scratch + plen + 1;
-  memcpy(pcopy, pattern, plen + 1);
-  memcpy(scopy, path, slen + 1);
-  char *pseg[MAX_SEGMENTS], *sseg[MAX_SEGMENTS];
-  int pn = split(pcopy, pseg), sn = split(scopy, sseg);
-  if (pn < 0 || pn != sn)
-    return 0;
-  int nparam = 0;
-  const char *params[AC_API_MAX_PARAMS] = {0};
-  for (int i = 0; i < pn; i++) {
-    if (pseg[i][0] == ':') {
+  memcpy(scratch, path, len + 1);
+  out->n = split(scratch, out->seg);
+  return out->n >= 0;
+}
+
+/* Matches the segments against pattern, capturing ":name" segments into
+ * params. The pattern is read in place: routes are constant. */
+static int match(const char *pattern, const path_segments *path,
+                 const char *params[AC_API_MAX_PARAMS]) {
+  int i = 0, nparam = 0;
+  for (const char *p = pattern; *p == '/'; i++) {
+    size_t len = strcspn(++p, "/");
+    if (i == path->n)
+      return 0;
+    if (*p == ':') {
       if (nparam == AC_API_MAX_PARAMS)
         return 0;
-      params[nparam++] = sseg[i];
-    } else if (strcmp(pseg[i], sseg[i]) != 0) {
+      params[nparam++] = path->seg[i];
+    } else if (strncmp(p, path->seg[i], len) != 0 || path->seg[i][len] != '\0') {
       return 0;
     }
+    p += len;
   }
-  memcpy(req->params, params, sizeof params);
-  return 1;
+  return i == path->n;
 }
 
 const ac_route *ac_router_match(const ac_route *routes, ac_request *req, char *scratch,
                                 size_t scratch_size, int *status) {
   int path_known = 0;
+  path_segments path;
+  *status = 404;
+  if (!split_path(req->path, scratch, scratch_size, &path))
+    return NULL;
   for (const ac_route *r = routes; r->fn; r++) {
-    if (!match(r->pattern, req->path, req, scratch, scratch_size))
+    const char *params[AC_API_MAX_PARAMS] = {0};
+    if (!match(r->pattern, &path, params))
       continue;
     /* HEAD is GET without the body, which libmicrohttpd leaves out */
     if (strcmp(r->method, req->method) == 0 ||
         (strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+      memcpy(req->params, params, sizeof params);
       req->route = r->pattern;
       return r;
     }
@@ -118,8 +133,12 @@ static void allowed_methods(ac_request *req, char *scratch, size_t scratch_size,
                             size_t size) {
   size_t len = 0;
   out[0] = '\0';
+  path_segments path;
+  if (!split_path(req->path, scratch, scratch_size, &path))
+    return;
   for (const ac_route *r = ac_routes; r->fn; r++) {
-    if (!match(r->pattern, req->path, req, scratch, scratch_size) || strstr(out, r->method))
+    const char *params[AC_API_MAX_PARAMS];
+    if (!match(r->pattern, &path, params) || strstr(out, r->method))
       continue;
     int n = snprintf(out + len, size - len, "%s%s", len ? ", " : "", r->method);
     if (n < 0 || (size_t)n >= size - len) {

@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/utf8.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,22 +39,42 @@ static void put_char(out *o, char c) {
   put(o, &c, 1);
 }
 
-/* A JSON string of s[0..n). With check set, s is also checked to be valid
- * UTF-8 in the same pass: -1 when it is not (o then holds a part of it). */
-static int put_text(out *o, const char *s, size_t n, int check) {
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Any byte of w below 0x20, '"' or '\\': what a JSON string escapes. */
+static inline uint64_t escapes_in(uint64_t w) {
+  uint64_t quote = w ^ (ONES * '"'), slash = w ^ (ONES * '\\');
+  return ((w - ONES * 0x20) & ~w & HIGHS) | ((quote - ONES) & ~quote & HIGHS) |
+         ((slash - ONES) & ~slash & HIGHS);
+}
+
+/* w, starting on a character, is four valid two-byte characters (Cyrillic,
+ * Greek, Latin-1 text): leads 0xC2..0xDF each followed by a continuation. */
+static inline int two_byte_characters(uint64_t w) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t lane_high = 0x0100010001000100ull;
+  return (w & 0xC0E0C0E0C0E0C0E0ull) == 0x80C080C080C080C0ull &&
+         (((w & 0x001E001E001E001Eull) + 0x00FE00FE00FE00FEull) & lane_high) == lane_high;
+#else
+  (void)w;
+  return 0;
+#endif
+}
+
+/* Writes s[0..n), escaped for a JSON string (no quotes), at d, which has
+ * room for 6n bytes. Returns the bytes written, or -1 with check set when
+ * s is not valid UTF-8. Eight bytes at a time while they need nothing. */
+static ptrdiff_t escape_at(char *d, const char *s, size_t n, int check) {
   static const char hex[] = "0123456789ABCDEF";
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  put_char(o, '"');
-  size_t run = 0; /* bytes since the last escape, copied in one go */
+  char *start = d;
   for (size_t i = 0; i < n;) {
-    if (n - i >= 8) { /* eight plain ASCII bytes at a time */
-      uint64_t w, quote, slash;
+    if (n - i >= 8) {
+      uint64_t w;
       memcpy(&w, s + i, 8);
-      quote = w ^ (ones * '"');
-      slash = w ^ (ones * '\\');
-      uint64_t special = (w & highs) | ((w - ones * 0x20) & ~w & highs) |
-                         ((quote - ones) & ~quote & highs) | ((slash - ones) & ~slash & highs);
-      if (!special) {
+      if (!escapes_in(w) && (!check || !(w & HIGHS) || two_byte_characters(w))) {
+        memcpy(d, &w, 8);
+        d += 8;
         i += 8;
         continue;
       }
@@ -65,39 +86,88 @@ static int put_text(out *o, const char *s, size_t n, int check) {
         size_t len = 1;
         if (check) {
           if (c >= 0xC2 && c <= 0xDF && i + 1 < n && ((unsigned char)s[i + 1] & 0xC0) == 0x80)
-            len = 2; /* the common two-byte case (Cyrillic, Latin-1) */
+            len = 2;
           else if (!(len = ac_utf8_sequence_length((const unsigned char *)s + i, n - i)))
             return -1;
         }
+        memcpy(d, s + i, len);
+        d += len;
         i += len;
         continue;
       }
+      i++;
       if (c >= 0x20 && c != '"' && c != '\\') {
-        i++;
+        *d++ = (char)c;
         continue;
       }
-      put(o, s + run, i - run);
-      run = ++i;
-      char esc[7] = {'\\', 0};
-      size_t len = 2;
+      *d++ = '\\';
       switch (c) {
-      case '"': esc[1] = '"'; break;
-      case '\\': esc[1] = '\\'; break;
-      case '\b': esc[1] = 'b'; break;
-      case '\f': esc[1] = 'f'; break;
-      case '\n': esc[1] = 'n'; break;
-      case '\r': esc[1] = 'r'; break;
-      case '\t': esc[1] = 't'; break;
+      case '"': *d++ = '"'; break;
+      case '\\': *d++ = '\\'; break;
+      case '\b': *d++ = 'b'; break;
+      case '\f': *d++ = 'f'; break;
+      case '\n': *d++ = 'n'; break;
+      case '\r': *d++ = 'r'; break;
+      case '\t': *d++ = 't'; break;
       default:
-        memcpy(esc + 1, "u00", 3);
-        esc[4] = hex[c >> 4];
-        esc[5] = hex[c & 15];
-        len = 6;
+        memcpy(d, "u00", 3);
+        d[3] = hex[c >> 4];
+        d[4] = hex[c & 15];
+        d += 5;
       }
-      put(o, esc, len);
     }
   }
-  put(o, s + run, n - run);
+  return d - start;
+}
+
+/* Where 'need' bytes can be written straight into o's text, or NULL. */
+static char *room(out *o, size_t need) {
+  if (o->grow) {
+    if (o->rc != AC_OK || need > ((size_t)1 << 20) || ac_buf_reserve(o->grow, need) != AC_OK)
+      return NULL;
+    return o->grow->data + o->grow->len;
+  }
+  return o->len <= o->size && o->size - o->len >= need ? o->buf + o->len : NULL;
+}
+
+static void wrote(out *o, size_t n) {
+  if (o->grow) {
+    o->grow->len += n;
+    o->grow->data[o->grow->len] = '\0';
+  } else {
+    o->len += n;
+  }
+}
+
+/* A JSON string of s[0..n). With check set, s is also checked to be valid
+ * UTF-8 in the same pass: -1 when it is not (o then holds a part of it).
+ * Written in place when there is room for the worst case, else a piece
+ * at a time through a buffer, each piece ending on a character. */
+#define PIECE 512
+static int put_text(out *o, const char *s, size_t n, int check) {
+  put_char(o, '"');
+  for (size_t i = 0; i < n;) {
+    size_t len = n - i;
+    char *d = room(o, 6 * len);
+    if (d) {
+      ptrdiff_t w = escape_at(d, s + i, len, check);
+      if (w < 0)
+        return -1;
+      wrote(o, (size_t)w);
+      break;
+    }
+    char piece[6 * PIECE];
+    if (len > PIECE) {
+      len = PIECE;
+      for (int back = 0; back < 3 && ((unsigned char)s[i + len] & 0xC0) == 0x80; back++)
+        len--;
+    }
+    ptrdiff_t w = escape_at(piece, s + i, len, check);
+    if (w < 0)
+      return -1;
+    put(o, piece, (size_t)w);
+    i += len;
+  }
   put_char(o, '"');
   return 0;
 }
@@ -227,19 +297,11 @@ int ac_json_append(ac_buf *b, const json_t *v) {
 
 int ac_json_append_string(ac_buf *b, const char *s, size_t n) {
   size_t start = b->len;
-  /* room for the worst case (every byte \u00XX) lets the string be
-   * written in place, in runs; past the buffer's limit, a byte at a time */
-  if (n < ((size_t)1 << 24) && ac_buf_reserve(b, 6 * n + 2) == AC_OK) {
-    out o = {b->data + b->len, b->cap - b->len, 0, NULL, AC_OK};
-    int bad = put_text(&o, s, n, 1);
-    b->len += bad ? 0 : o.len;
-    b->data[b->len] = '\0';
-    return bad ? AC_ERR_INVALID : AC_OK;
-  }
   out o = {NULL, 0, 0, b, AC_OK};
   if (put_text(&o, s, n, 1) != 0) {
     b->len = start;
-    b->data[start] = '\0';
+    if (b->data)
+      b->data[start] = '\0';
     return AC_ERR_INVALID;
   }
   return o.rc;
