@@ -8,77 +8,62 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_SEGMENTS 16
-
-/* Splits a "/a/b/c" string into segments in place. Returns the count or -1
- * (not absolute, an empty segment, too many). */
-static int split(char *s, char *seg[MAX_SEGMENTS]) {
-  if (*s != '/')
-    return -1;
-  int n = 0;
-  while (*s == '/') {
-    *s++ = '\0';
-    if (n == MAX_SEGMENTS || *s == '\0' || *s == '/')
-      return -1;
-    seg[n++] = s;
-    while (*s && *s != '/')
-      s++;
-  }
-  return n;
-}
-
-/* The request path split once (a copy in scratch): every route is matched
- * against the same segments. */
-typedef struct path_segments {
-  char *seg[MAX_SEGMENTS];
+/* A route's ":name" segments as found in the request path. */
+typedef struct path_params {
+  size_t at[AC_API_MAX_PARAMS], len[AC_API_MAX_PARAMS];
   int n;
-} path_segments;
+} path_params;
 
-static int split_path(const char *path, char *scratch, size_t size, path_segments *out) {
-  size_t len = strlen(path);
-  if (len + 1 > size)
-    return 0;
-  memcpy(scratch, path, len + 1);
-  out->n = split(scratch, out->seg);
-  return out->n >= 0;
-}
-
-/* Matches the segments against pattern, capturing ":name" segments into
- * params. The pattern is read in place: routes are constant. */
-static int match(const char *pattern, const path_segments *path,
-                 const char *params[AC_API_MAX_PARAMS]) {
-  int i = 0, nparam = 0;
-  for (const char *p = pattern; *p == '/'; i++) {
-    size_t len = strcspn(++p, "/");
-    if (i == path->n)
-      return 0;
+/* Matches path against pattern in one pass over both, without copying:
+ * a ":name" segment takes one non-empty segment of the path; the rest
+ * compares byte for byte, so an empty segment or a trailing slash matches
+ * no route. */
+static int match(const char *pattern, const char *path, path_params *found) {
+  const char *p = pattern, *s = path;
+  found->n = 0;
+  while (*p) {
     if (*p == ':') {
-      if (nparam == AC_API_MAX_PARAMS)
+      size_t n = strcspn(s, "/");
+      if (n == 0 || found->n == AC_API_MAX_PARAMS)
         return 0;
-      params[nparam++] = path->seg[i];
-    } else if (strncmp(p, path->seg[i], len) != 0 || path->seg[i][len] != '\0') {
+      found->at[found->n] = (size_t)(s - path);
+      found->len[found->n++] = n;
+      s += n;
+      p += strcspn(p, "/");
+    } else if (*p++ != *s++) {
       return 0;
     }
-    p += len;
   }
-  return i == path->n;
+  return *s == '\0';
+}
+
+/* Copies the parameters, each NUL-terminated, into scratch for req. */
+static int take_params(ac_request *req, const path_params *found, char *scratch, size_t size) {
+  memset(req->params, 0, sizeof req->params);
+  for (int i = 0; i < found->n; i++) {
+    if (found->len[i] + 1 > size)
+      return 0;
+    memcpy(scratch, req->path + found->at[i], found->len[i]);
+    scratch[found->len[i]] = '\0';
+    req->params[i] = scratch;
+    scratch += found->len[i] + 1;
+    size -= found->len[i] + 1;
+  }
+  return 1;
 }
 
 const ac_route *ac_router_match(const ac_route *routes, ac_request *req, char *scratch,
                                 size_t scratch_size, int *status) {
   int path_known = 0;
-  path_segments path;
-  *status = 404;
-  if (!split_path(req->path, scratch, scratch_size, &path))
-    return NULL;
+  path_params found;
   for (const ac_route *r = routes; r->fn; r++) {
-    const char *params[AC_API_MAX_PARAMS] = {0};
-    if (!match(r->pattern, &path, params))
+    if (!match(r->pattern, req->path, &found))
       continue;
     /* HEAD is GET without the body, which libmicrohttpd leaves out */
     if (strcmp(r->method, req->method) == 0 ||
         (strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
-      memcpy(req->params, params, sizeof params);
+      if (!take_params(req, &found, scratch, scratch_size))
+        break;
       req->route = r->pattern;
       return r;
     }
@@ -129,16 +114,12 @@ static int params_valid(const ac_route *route, const ac_request *req, ac_respons
 }
 
 /* "GET, POST": the methods of every route matching req->path. */
-static void allowed_methods(ac_request *req, char *scratch, size_t scratch_size, char *out,
-                            size_t size) {
+static void allowed_methods(const ac_request *req, char *out, size_t size) {
   size_t len = 0;
   out[0] = '\0';
-  path_segments path;
-  if (!split_path(req->path, scratch, scratch_size, &path))
-    return;
+  path_params found;
   for (const ac_route *r = ac_routes; r->fn; r++) {
-    const char *params[AC_API_MAX_PARAMS];
-    if (!match(r->pattern, &path, params) || strstr(out, r->method))
+    if (!match(r->pattern, req->path, &found) || strstr(out, r->method))
       continue;
     int n = snprintf(out + len, size - len, "%s%s", len ? ", " : "", r->method);
     if (n < 0 || (size_t)n >= size - len) {
@@ -157,7 +138,7 @@ void ac_router_dispatch(ac_app *app, ac_request *req, ac_response *res) {
     if (status != 405 || !req->route)
       req->route = "unmatched";
     if (status == 405) /* RFC 9110: a 405 lists the methods the resource has */
-      allowed_methods(req, scratch, sizeof scratch, res->allow, sizeof res->allow);
+      allowed_methods(req, res->allow, sizeof res->allow);
     ac_respond_problem(res, status, status == 405 ? "method not allowed on this resource"
                                                   : "no such resource", NULL);
     return;

@@ -352,8 +352,9 @@ static const char *method_label(const char *method) {
 }
 
 void ac_app_count_request(ac_app *app, const char *method, const char *route, int status) {
-  char labels[512] = "", code[8];
-  snprintf(code, sizeof code, "%d", status);
+  char labels[512] = "", code[4] = "000"; /* 100..599, without a format */
+  for (int i = 2, v = status % 1000; i >= 0; i--, v /= 10)
+    code[i] = (char)('0' + v % 10);
   ac_metrics_label(labels, sizeof labels, "method", method_label(method));
   ac_metrics_label(labels, sizeof labels, "route", route);
   ac_metrics_label(labels, sizeof labels, "status", code);

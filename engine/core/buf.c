@@ -23,9 +23,9 @@ static int reserve(ac_buf *b, size_t extra) {
   return AC_OK;
 }
 
-int ac_buf_reserve(ac_buf *b, size_t n) { return reserve(b, n); }
+int ac_buf_reserve_growing(ac_buf *b, size_t n) { return reserve(b, n); }
 
-int ac_buf_append(ac_buf *b, const void *p, size_t n) {
+int ac_buf_append_growing(ac_buf *b, const void *p, size_t n) {
   int rc = reserve(b, n);
   if (rc)
     return rc;

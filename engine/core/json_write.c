@@ -49,16 +49,28 @@ static inline uint64_t escapes_in(uint64_t w) {
          ((slash - ONES) & ~slash & HIGHS);
 }
 
-/* w, starting on a character, is four valid two-byte characters (Cyrillic,
- * Greek, Latin-1 text): leads 0xC2..0xDF each followed by a continuation. */
-static inline int two_byte_characters(uint64_t w) {
+/* High bit set in each byte of x that is zero, exactly (no borrow). */
+static inline uint64_t zero_bytes(uint64_t x) {
+  const uint64_t lows = ONES * 0x7F;
+  return ~(((x & lows) + lows) | x | lows);
+}
+
+/* How many of w's bytes, w starting on a character, are whole characters
+ * of one or two bytes (ASCII mixed with Cyrillic, Greek, Latin-1): 8, 7
+ * when the last byte leads a character the next word ends, or 0 (a longer
+ * character or invalid UTF-8: the byte-wise way decides). Every lead
+ * 0xC2..0xDF is followed by a continuation and every continuation follows
+ * a lead. */
+static inline size_t short_characters(uint64_t w) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  const uint64_t lane_high = 0x0100010001000100ull;
-  return (w & 0xC0E0C0E0C0E0C0E0ull) == 0x80C080C080C080C0ull &&
-         (((w & 0x001E001E001E001Eull) + 0x00FE00FE00FE00FEull) & lane_high) == lane_high;
+  uint64_t lead = zero_bytes((w & ONES * 0xE0) ^ ONES * 0xC0);
+  uint64_t cont = zero_bytes((w & ONES * 0xC0) ^ ONES * 0x80);
+  uint64_t overlong = lead & zero_bytes(w & ONES * 0x1E); /* 0xC0, 0xC1 */
+  if ((w & HIGHS) != (lead | cont) || lead << 8 != cont || overlong)
+    return 0;
+  return lead >> 63 ? 7 : 8;
 #else
-  (void)w;
-  return 0;
+  return w & HIGHS ? 0 : 8;
 #endif
 }
 
@@ -72,10 +84,11 @@ static ptrdiff_t escape_at(char *d, const char *s, size_t n, int check) {
     if (n - i >= 8) {
       uint64_t w;
       memcpy(&w, s + i, 8);
-      if (!escapes_in(w) && (!check || !(w & HIGHS) || two_byte_characters(w))) {
+      size_t whole = escapes_in(w) ? 0 : check ? short_characters(w) : 8;
+      if (whole) { /* all eight go: d has room for 6n */
         memcpy(d, &w, 8);
-        d += 8;
-        i += 8;
+        d += whole;
+        i += whole;
         continue;
       }
     }

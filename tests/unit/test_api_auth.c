@@ -261,6 +261,9 @@ static void unknown_paths_and_methods(void **state) {
       {"GET", "/api/v1/plugins/", 404, NULL},
       {"GET", "/api/v1//plugins", 404, NULL},
       {"GET", "/api/v1/namespaces/a/plugins/b/c", 404, NULL},
+      {"GET", "/api/v1/namespaces//plugins", 404, NULL},  /* an empty id */
+      {"POST", "/api/v1/namespaces/a/query/", 404, NULL},
+      {"POST", "/api/v1/namespaces/a/queryx", 404, NULL},
       {"PUT", "/api/v1/plugins", 405, "GET"},
       {"DELETE", "/api/v1/namespaces", 405, "GET, POST"},
       {"GET", "/api/v1/plugins/reload", 405, "POST"},
