@@ -63,19 +63,28 @@ local function is_word_byte(b)
   return b ~= nil and (b == 95 or (b >= 65 and b <= 90) or (b >= 97 and b <= 122))
 end
 
+-- 1 if code is among the first n of codes (at most MAX_RESULTS: a scan is
+-- cheaper than a set built on every query).
+local function listed(codes, n, code)
+  for i = 1, n do
+    if codes[i] == code then return true end
+  end
+  return false
+end
+
 local function find_codes(text)
-  local codes, seen = {}, {}
+  local codes, n = {}, 0
   local from = 1
-  while #codes < MAX_RESULTS do
+  while n < MAX_RESULTS do
     local s, e = string.find(text, "%d+", from)
     if not s then break end
     from = e + 1
-    if e - s == 7 then
+    if e - s == 7 and not is_word_byte(string.byte(text, s - 1))
+        and not is_word_byte(string.byte(text, e + 1)) then
       local run = string.sub(text, s, e)
-      if not seen[run] and not is_word_byte(string.byte(text, s - 1))
-          and not is_word_byte(string.byte(text, e + 1)) then
-        seen[run] = true
-        codes[#codes + 1] = run
+      if not listed(codes, n, run) then
+        n = n + 1
+        codes[n] = run
       end
     end
   end
@@ -300,17 +309,15 @@ return {
   onAgentQuery = function(query, context)
     if type(query.text) ~= "string" then return {} end
     local api = context.config.mode == "api"
-    local results = {}
-    for _, code in ipairs(find_codes(query.text)) do
-      local r
+    local results = find_codes(query.text) -- each code is replaced by its result
+    for i, code in ipairs(results) do
       if not api then
-        r = mock_result(code)
+        results[i] = mock_result(code)
       elseif checksum_valid(code) then
-        r = api_result(code, context)
+        results[i] = api_result(code, context)
       else
-        r = invalid_result(code)
+        results[i] = invalid_result(code)
       end
-      results[#results + 1] = r
     end
     return results
   end,

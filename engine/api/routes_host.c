@@ -40,7 +40,7 @@ void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
   json_t *doc = ac_request_json(req, res);
   if (!doc)
     return;
-  const char *text = NULL, *user = NULL, *locale = NULL;
+  const char *user = NULL, *locale = NULL;
   json_t *jq = json_object_get(doc, "query");
   if (!json_is_string(jq) || json_string_length(jq) > QUERY_TEXT_MAX ||
       !opt_string(doc, "userId", &user, 256) || !opt_string(doc, "locale", &locale, 64)) {
@@ -48,7 +48,6 @@ void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
     return ac_respond_problem(
         res, 400, "query must be a string (at most 64 KiB); userId and locale optional strings", NULL);
   }
-  text = json_string_value(jq);
   const char *ns = req->params[0];
   json_t *snapshot = NULL;
   ac_err err = {0};
@@ -58,9 +57,13 @@ void ac_route_query(ac_app *app, ac_request *req, ac_response *res) {
     json_decref(doc);
     return ac_respond_store_error(res, rc, &err);
   }
-  json_t *query = json_pack("{s:s, s:s?, s:s?, s:s}", "text", text, "userId", user, "locale",
-                            locale, "namespaceId", ns);
-  ac_deferred *later = ac_request_defer(req);
+  /* the body's own strings go into the query: no copy, no second check */
+  json_t *query = json_object();
+  int built = query && json_object_set(query, "text", jq) == 0 &&
+              (!user || json_object_set(query, "userId", json_object_get(doc, "userId")) == 0) &&
+              (!locale || json_object_set(query, "locale", json_object_get(doc, "locale")) == 0) &&
+              json_object_set_new(query, "namespaceId", json_string(ns)) == 0;
+  ac_deferred *later = built ? ac_request_defer(req) : NULL;
   if (!later) {
     json_decref(query);
     json_decref(snapshot);

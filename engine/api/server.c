@@ -4,6 +4,7 @@
 #include "api/router.h"
 #include "app/app.h"
 #include "core/buf.h"
+#include "core/bytes.h"
 #include "core/clock.h"
 #include "core/json_write.h"
 #include "core/utf8.h"
@@ -287,20 +288,11 @@ typedef struct head_check {
   int control_bytes;  /* NUL or another control byte in a name or value */
 } head_check;
 
-static int has_control(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-      return 1;
-  }
-  return 0;
-}
-
 static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     size_t key_size, const char *value, size_t value_size) {
   (void)kind;
   head_check *h = cls;
-  if (has_control(key, key_size) || (value && has_control(value, value_size)) ||
+  if (ac_has_control(key, key_size) || (value && ac_has_control(value, value_size)) ||
       memchr(key, ' ', key_size))
     h->control_bytes = 1; /* a space in a name: "Name : value" */
   if (strcasecmp(key, "Content-Length") == 0) {
@@ -342,7 +334,7 @@ static const char *refuse_head(struct MHD_Connection *c, const char *url, const 
     return "more than one Authorization header";
   if (h.host != 1 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
     return "an HTTP/1.1 request needs exactly one Host header";
-  if (strstr(url, "%00") || strcasestr(url, "%2f") || has_control(url, strlen(url)))
+  if (strstr(url, "%00") || strcasestr(url, "%2f") || ac_has_control(url, strlen(url)))
     return "the path holds an encoded NUL or slash, or control bytes";
   if (!ac_utf8_valid(url, strlen(url)))
     return "the path is not valid UTF-8";

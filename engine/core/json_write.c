@@ -1,5 +1,6 @@
 /* json_write.c — a compact JSON writer over jansson values. */
 #include "core/json_write.h"
+#include "core/bytes.h"
 #include "core/err.h"
 #include "core/utf8.h"
 
@@ -39,34 +40,22 @@ static void put_char(out *o, char c) {
   put(o, &c, 1);
 }
 
-/* Sixteen bytes as a vector: GCC's vector extensions compile to SSE2 on
- * x86-64 and NEON on ARM. A comparison gives -1 in each lane it holds. */
-typedef unsigned char bytes16 __attribute__((vector_size(16)));
-typedef signed char lanes16 __attribute__((vector_size(16)));
-
-static inline int any_lane(lanes16 m) {
-  uint64_t w[2];
-  memcpy(w, &m, sizeof w);
-  return (w[0] | w[1]) != 0;
-}
-
 /* How many of the sixteen bytes at s go out as they are: 16 when none
  * needs an escape and, with check, all are whole characters of one or two
  * bytes (ASCII, Cyrillic, Greek, Latin-1 text); 15 when the last leads a
  * character that ends further on; 0 when the byte-wise way must decide
  * (an escape, a longer character, invalid UTF-8). s starts on a character. */
 static inline size_t plain_run(const char *s, int check) {
-  bytes16 v;
-  memcpy(&v, s, sizeof v);
-  if (any_lane((v < 0x20) | (v == '"') | (v == '\\')))
+  ac_bytes16 v = ac_bytes16_load(s);
+  if (ac_lanes16_any((v < 0x20) | (v == '"') | (v == '\\')))
     return 0;
-  lanes16 high = v >= 0x80;
-  if (!check || !any_lane(high))
+  ac_lanes16 high = v >= 0x80;
+  if (!check || !ac_lanes16_any(high))
     return 16;
   /* a lead 0xC2..0xDF is followed by a continuation, and a continuation
    * follows a lead: the lead lanes moved on by one are the continuations */
-  lanes16 lead = (v & 0xE0) == 0xC0, cont = (v & 0xC0) == 0x80;
-  if (any_lane((high ^ (lead | cont)) | (lead & ((v & 0x1E) == 0))))
+  ac_lanes16 lead = (v & 0xE0) == 0xC0, cont = (v & 0xC0) == 0x80;
+  if (ac_lanes16_any((high ^ (lead | cont)) | (lead & ((v & 0x1E) == 0))))
     return 0;
   unsigned __int128 leads, conts;
   memcpy(&leads, &lead, sizeof leads);

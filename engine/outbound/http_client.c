@@ -1,6 +1,7 @@
 /* http_client.c — libcurl-based outbound HTTP with the policy of docs/plugin-authoring.md. */
 #include "outbound/http_client.h"
 #include "core/buf.h"
+#include "core/bytes.h"
 #include "core/clock.h"
 
 #include <curl/curl.h>
@@ -128,14 +129,11 @@ int ac_http_check_header(const char *name, size_t name_len, const char *value,
       return ac_err_set(err, AC_ERR_DENIED,
                         "denied: header \"%.*s\" is set by the HTTP client",
                         (int)name_len, name);
-  for (size_t i = 0; value && i < value_len; i++) {
-    unsigned char ch = (unsigned char)value[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-      return ac_err_set(err, AC_ERR_DENIED,
-                        "denied: value of header \"%.*s\" contains a control character "
-                        "(CR, LF, NUL, ...)",
-                        (int)(name_len > 64 ? 64 : name_len), name);
-  }
+  if (value && ac_has_control(value, value_len))
+    return ac_err_set(err, AC_ERR_DENIED,
+                      "denied: value of header \"%.*s\" contains a control character "
+                      "(CR, LF, NUL, ...)",
+                      (int)(name_len > 64 ? 64 : name_len), name);
   return AC_OK;
 }
 
