@@ -34,7 +34,8 @@ static inline int ac_buf_fits(const ac_buf *b, size_t n) {
 static inline int ac_buf_append(ac_buf *b, const void *p, size_t n) {
   if (!ac_buf_fits(b, n))
     return ac_buf_append_growing(b, p, n);
-  memcpy(b->data + b->len, p, n);
+  if (n) /* p may be NULL then */
+    memcpy(b->data + b->len, p, n);
   b->len += n;
   b->data[b->len] = '\0';
   return AC_OK;
