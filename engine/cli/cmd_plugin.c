@@ -4,10 +4,12 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto.h"
+#include "dispatch/call.h"
 #include "lua/guard.h"
 #include "lua/kv_memory.h"
-#include "outbound/http_client.h"
-#include "plugin/plugin.h"
+#include "outbound/addr_guard.h"
+#include "outbound/rate_limit.h"
+#include "plugin/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ static const char check_usage[] =
 static const char run_usage[] =
     "usage: agentcore plugin run FILE --hook NAME [--event JSON|@file]\n"
     "                            [--config JSON|@file] [--namespace ID]\n"
+    "                            [--department ID]\n"
     "Runs one hook (init, onApprovalCreated, onDocumentReady, onAgentQuery)\n"
     "through the server's sandbox and limits, with an in-memory context.db.\n"
     "Prints {\"ok\":true,\"result\":...,\"durationMs\":N} or\n"
@@ -72,60 +75,60 @@ static int cmd_check(int argc, char **argv, const ac_config *cfg) {
 
 /* ---- plugin run --------------------------------------------------------- */
 
-/* The outbound HTTP stack of one run: the guard and limiter as the server
- * builds them from the environment, and the client the job thread uses. */
-typedef struct run_http {
+/* The server's call path for one run: a registry holding the plugin
+ * (outside any catalog), one worker, the HTTP event loop and a client
+ * pool with the guard and limiter as the server builds them. A hook runs
+ * exactly as the server runs it: on a worker, with context.http parked on
+ * the loop while it waits, under the same deadline and limits. */
+typedef struct run_engine {
   ac_addr_guard *guard;
   ac_rate_limiter *limiter;
-  ac_http_client *client;
-} run_http;
+  ac_http_pool *http;
+  ac_http_loop *loop;
+  ac_workers *workers;
+  ac_calls *calls;
+  ac_registry *registry;
+} run_engine;
 
-static void run_http_free(run_http *h) {
-  ac_http_client_free(h->client);
-  ac_rate_limiter_free(h->limiter);
-  ac_addr_guard_free(h->guard);
+/* As the server stops: transfers in flight end cancelled, then the calls
+ * on the workers. */
+static void run_engine_free(run_engine *e) {
+  if (e->loop)
+    ac_http_loop_stop(e->loop);
+  if (e->workers)
+    ac_workers_stop(e->workers);
+  ac_calls_free(e->calls);
+  ac_http_pool_free(e->http);
+  ac_rate_limiter_free(e->limiter);
+  ac_addr_guard_free(e->guard);
+  ac_registry_free(e->registry);
 }
 
-/* Bad settings name their variable, as at server startup. */
-static int run_http_new(const ac_config *cfg, run_http *h, ac_err *err) {
-  memset(h, 0, sizeof *h);
-  int rc = ac_addr_guard_new(cfg->http_allow_cidrs, &h->guard, err);
-  if (rc != AC_OK) {
-    ac_err_prefix(err, "AGENTCORE_HTTP_ALLOW_CIDRS");
-    return rc;
+static int run_engine_new(const ac_config *cfg, const ac_plugin_limits *limits, run_engine *e,
+                          ac_err *err) {
+  memset(e, 0, sizeof *e);
+  ac_registry_config rcfg = {NULL, NULL, *limits, 1, 0};
+  ac_workers_config wcfg = {1, cfg->max_stuck_calls, AC_CALL_GRACE_MS};
+  int rc = ac_addr_guard_new(cfg->http_allow_cidrs, &e->guard, err);
+  if (rc == AC_OK)
+    rc = ac_rate_limiter_new(cfg->http_rate, cfg->http_burst, 0, &e->limiter, err);
+  if (rc == AC_OK) {
+    ac_http_client_config hc = {.guard = e->guard, .limiter = e->limiter};
+    rc = ac_http_pool_new(&hc, 1, &e->http, err);
   }
-  rc = ac_rate_limiter_new(cfg->http_rate, cfg->http_burst, 0, &h->limiter, err);
-  if (rc != AC_OK) {
-    ac_err_prefix(err, "AGENTCORE_HTTP_RATE/AGENTCORE_HTTP_BURST");
-    run_http_free(h);
-    return rc;
+  if (rc == AC_OK)
+    rc = ac_http_loop_start(cfg->http_max_per_host, &e->loop, err);
+  if (rc == AC_OK)
+    rc = ac_workers_start(&wcfg, &e->workers, err);
+  if (rc == AC_OK) {
+    ac_calls_config ccfg = {e->workers, e->http, e->loop, NULL, 0, 1, 1, 1, 1};
+    rc = ac_calls_new(&ccfg, &e->calls, err);
   }
-  /* created here, used only by the job thread: the client is not shared */
-  ac_http_client_config hc = {.guard = h->guard, .limiter = h->limiter};
-  rc = ac_http_client_new(&hc, &h->client, err);
+  if (rc == AC_OK)
+    rc = ac_registry_new(&rcfg, &e->registry, err);
   if (rc != AC_OK)
-    run_http_free(h);
+    run_engine_free(e);
   return rc;
-}
-
-typedef struct run_job {
-  ac_vm *vm;
-  const char *hook;
-  json_t *event;
-  ac_call_context ctx;
-  int run_init;
-  json_t *result;
-  ac_outcome out;
-} run_job;
-
-static void job_run(void *arg) {
-  run_job *j = arg;
-  if (j->run_init) {
-    ac_plugin_call(j->vm, AC_HOOK_INIT, NULL, &j->ctx, NULL, &j->out);
-    if (j->out.kind != AC_OUTCOME_OK)
-      return;
-  }
-  ac_plugin_call(j->vm, j->hook, j->event, &j->ctx, &j->result, &j->out);
 }
 
 static void print_failure(const ac_outcome *out, json_t *extra_errors) {
@@ -171,7 +174,8 @@ static json_t *build_event(const char *hook, json_t *given, const char *ns) {
 }
 
 static int cmd_run(int argc, char **argv, const ac_config *cfg) {
-  const char *file = NULL, *hook = NULL, *event_arg = NULL, *config_arg = NULL, *ns = "cli";
+  const char *file = NULL, *hook = NULL, *event_arg = NULL, *config_arg = NULL, *ns = "cli",
+             *department = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -182,6 +186,7 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
                         : strcmp(a, "--event") == 0     ? &event_arg
                         : strcmp(a, "--config") == 0    ? &config_arg
                         : strcmp(a, "--namespace") == 0 ? &ns
+                        : strcmp(a, "--department") == 0 ? &department
                                                         : NULL;
     if (slot) {
       if (i + 1 >= argc)
@@ -214,28 +219,35 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
     return ac_cli_usage_error(run_usage, "--event must be a JSON object");
   }
 
-  run_http http;
-  if (run_http_new(cfg, &http, &err) != AC_OK) {
+  ac_logger *log = ac_logger_new(cfg->log_level, NULL, NULL);
+  ac_plugin_limits limits = limits_from(cfg, log);
+  run_engine engine;
+  if (run_engine_new(cfg, &limits, &engine, &err) != AC_OK) {
     fprintf(stderr, "agentcore: %s\n", err.msg);
     json_decref(event);
     json_decref(config);
+    ac_logger_free(log);
     return 2;
   }
-
-  ac_logger *log = ac_logger_new(cfg->log_level, NULL, NULL);
-  ac_plugin_limits limits = limits_from(cfg, log);
   ac_plugin *p = NULL;
   ac_outcome out;
   ac_plugin_load(file, &limits, &p, &out);
-  if (!p) {
+  ac_plugin_handle *h = p ? ac_registry_adopt(engine.registry, p) : NULL;
+  if (!h) {
+    if (p) {
+      ac_plugin_free(p);
+      memset(&out, 0, sizeof out);
+      out.kind = AC_OUTCOME_ERROR;
+      snprintf(out.message, sizeof out.message, "out of memory");
+    }
     print_failure(&out, NULL);
     json_decref(event);
     json_decref(config);
+    run_engine_free(&engine);
     ac_logger_free(log);
-    run_http_free(&http);
     return 1;
   }
-  const ac_plugin_info *info = ac_plugin_get_info(p);
+  const ac_plugin_info *info = ac_plugin_handle_info(h);
 
   if (!config)
     config = json_object();
@@ -249,67 +261,66 @@ static int cmd_run(int argc, char **argv, const ac_config *cfg) {
     json_decref(errors);
     json_decref(event);
     json_decref(config);
-    ac_plugin_free(p);
+    ac_plugin_handle_release(h);
+    run_engine_free(&engine);
     ac_logger_free(log);
-    run_http_free(&http);
     return 1;
   }
   json_decref(errors);
 
   ac_kv *kv = ac_kv_memory_new();
-  run_job job = {0};
-  job.vm = ac_plugin_take_state(p);
-  job.hook = hook;
-  job.event = strcmp(hook, AC_HOOK_INIT) == 0 ? NULL : build_event(hook, event, ns);
-  job.ctx.namespace_id = ns;
-  job.ctx.plugin_id = info->id;
-  job.ctx.config = config;
+  int is_init = strcmp(hook, AC_HOOK_INIT) == 0;
+  json_t *arg = is_init ? NULL : build_event(hook, event, ns);
   /* the plugin's log lines are redacted as in the server */
   json_t *secrets = ac_schema_secret_values(info->schema, config);
-  job.ctx.secrets = secrets;
-  job.ctx.kv = kv;
-  job.ctx.http = http.client;
-  job.ctx.allow_retry = strcmp(hook, AC_HOOK_APPROVAL) == 0 || strcmp(hook, AC_HOOK_DOCUMENT) == 0;
-  job.run_init = info->has_init && strcmp(hook, AC_HOOK_INIT) != 0;
-
-  /* the caller is released at the timeout plus half a second even if the
-   * plugin is stuck inside a C function */
-  int64_t budget = (int64_t)cfg->hook_timeout_ms * (job.run_init ? 2 : 1) + 500;
-  ac_guard_job gj = {job_run, NULL, &job};
-  int64_t start = ac_clock_mono_ms();
-  int rc = ac_guard_run(&gj, start + budget);
-  if (rc == AC_ERR_TIMEOUT) {
-    memset(&out, 0, sizeof out);
-    out.kind = AC_OUTCOME_TIMEOUT;
-    out.duration_ms = ac_clock_mono_ms() - start;
-    snprintf(out.message, sizeof out.message,
-             "timeout: call exceeded %d ms (stuck in a C function; abandoned)", cfg->hook_timeout_ms);
+  int run_init = info->has_init && !is_init;
+  /* init, when it runs first, has a timeout of its own, as in the server */
+  int64_t run_for = (int64_t)cfg->hook_timeout_ms * (run_init ? 2 : 1);
+  ac_call_spec spec = {h,
+                       is_init ? AC_HOOK_INIT : hook,
+                       arg,
+                       {.namespace_id = ns,
+                        .department_id = department,
+                        .plugin_id = info->id,
+                        .config = config,
+                        .secrets = secrets,
+                        .kv = kv,
+                        .allow_retry = strcmp(hook, AC_HOOK_APPROVAL) == 0 ||
+                                       strcmp(hook, AC_HOOK_DOCUMENT) == 0},
+                       run_init,
+                       ac_clock_mono_ms() + run_for,
+                       run_for,
+                       0};
+  json_t *result = NULL;
+  ac_call_run_wait(engine.calls, &spec, &result, &out, NULL, NULL);
+  if (ac_plugin_handle_stuck(h) > 0) {
+    /* the call was abandoned in a C function: its thread still uses the
+     * state, so nothing is freed */
     print_failure(&out, NULL);
     fflush(stdout);
-    _exit(1); /* the stuck thread still uses the state: do not free it */
+    _exit(1);
   }
   int status;
-  if (job.out.kind == AC_OUTCOME_OK) {
-    json_t *doc = json_pack("{s:b, s:O?, s:I}", "ok", 1, "result", job.result, "durationMs",
-                            (json_int_t)job.out.duration_ms);
-    if (!job.result)
+  if (out.kind == AC_OUTCOME_OK) {
+    json_t *doc = json_pack("{s:b, s:O?, s:I}", "ok", 1, "result", result, "durationMs",
+                            (json_int_t)out.duration_ms);
+    if (!result)
       json_object_set_new(doc, "result", json_null());
     ac_cli_print_json(doc);
     json_decref(doc);
     status = 0;
   } else {
-    print_failure(&job.out, NULL);
+    print_failure(&out, NULL);
     status = 1;
   }
-  json_decref(job.result);
-  json_decref(job.event);
-  ac_vm_free(job.vm);
+  json_decref(result);
+  json_decref(arg);
+  ac_plugin_handle_release(h);
+  run_engine_free(&engine);
   ac_kv_free(kv);
-  run_http_free(&http);
   json_decref(event);
   json_decref(secrets);
   json_decref(config);
-  ac_plugin_free(p);
   ac_logger_free(log);
   return status;
 }

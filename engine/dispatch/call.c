@@ -401,13 +401,14 @@ static void task_expired(ac_task *t, int stopping) {
     ac_vm_call_abort(c->vm, AC_OUTCOME_BUSY, "busy", &out);
     c->open = 0;
   }
-  /* a call that never ran is refused (busy); one that ran and then had to
-   * wait for a worker past its deadline ran out of time */
+  /* a call that never ran is refused (busy); one that ran and was still
+   * waiting at its deadline (a transfer ends then at the latest, and the
+   * call needs a worker to go on) ran out of time */
   if (stopping)
     set_outcome(&out, AC_OUTCOME_BUSY, "busy: the engine is stopping");
   else if (started)
     set_outcome(&out, AC_OUTCOME_TIMEOUT,
-                "timeout: call exceeded its time (waiting for a worker to go on)");
+                "timeout: call exceeded its time while it waited (on the network or for a worker)");
   else
     set_outcome(&out, AC_OUTCOME_BUSY,
                 "busy: no worker was free for this plugin before the deadline");

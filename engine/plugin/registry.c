@@ -224,6 +224,13 @@ static ac_plugin_handle *handle_new(ac_registry *r, ac_plugin *p) {
   return h;
 }
 
+ac_plugin_handle *ac_registry_adopt(ac_registry *r, ac_plugin *p) {
+  pthread_mutex_lock(&r->lock);
+  ac_plugin_handle *h = handle_new(r, p);
+  pthread_mutex_unlock(&r->lock);
+  return h;
+}
+
 static void handle_destroy(ac_plugin_handle *h) {
   idle_drop_handle(h->registry, h);
   ac_plugin_free(h->plugin);

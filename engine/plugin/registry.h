@@ -47,6 +47,12 @@ json_t *ac_registry_catalog(ac_registry *r);
 /* 1 once a reload has run and the built-in directory loaded cleanly. */
 int ac_registry_ready(ac_registry *r);
 
+/* A handle for plugin p, loaded from a file outside the registry's
+ * directories (`agentcore plugin run`): not in the catalog, not reloaded,
+ * but with the registry's state pool. Takes p; release the handle before
+ * the registry is freed. NULL when out of memory (p is then the caller's). */
+ac_plugin_handle *ac_registry_adopt(ac_registry *r, ac_plugin *p);
+
 /* The current good version of plugin id, referenced (release it), or NULL
  * when no such plugin has a good version. */
 ac_plugin_handle *ac_registry_acquire(ac_registry *r, const char *id);

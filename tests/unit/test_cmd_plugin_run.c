@@ -1,7 +1,9 @@
 /* test_cmd_plugin_run.c — `agentcore plugin run` of the built-in plugins
  * against a live receiver (the in-process HTTP sink): the command builds
  * its HTTP client from AGENTCORE_HTTP_ALLOW_CIDRS and the hook really
- * delivers. Runs the binary named by AC_BINARY. */
+ * delivers. A hook runs on the server's call path: its transfers wait on
+ * the event loop, under the call's deadline, with the context the server
+ * gives (department included). Runs the binary named by AC_BINARY. */
 #include "fixtures.h"
 #include "http_sink.h"
 
@@ -187,11 +189,55 @@ static void test_opendatabot_api(void **state) {
   ac_sink_request_free(&req);
 }
 
+/* A hook whose first request is never answered gets a timeout at its
+ * request's timeoutMs, goes on, makes a second request that answers late,
+ * and returns what it saw; --department reaches context.departmentId. */
+static void test_waits_through_the_loop(void **state) {
+  ac_sink *s = *state;
+  ac_sink_push(s, (ac_sink_response){.hang = 1});
+  ac_sink_push(s, (ac_sink_response){.status = 200, .body = "late", .delay_ms = 200});
+  char file[] = "/tmp/ac-run-wait-XXXXXX.lua", out[65536];
+  int fd = mkstemps(file, 4);
+  assert_true(fd >= 0);
+  dprintf(fd,
+          "return { id = 'waiter', capabilities = { 'agent_query' },\n"
+          "  onAgentQuery = function(q, context)\n"
+          "    local _, err = context.http.request{ url = '%s/hang', timeoutMs = 300 }\n"
+          "    local res = assert(context.http.get('%s/late'))\n"
+          "    return { { type = 't', title = err }, { type = 't', title = res.body },\n"
+          "             { type = 't', title = context.departmentId } }\n"
+          "  end }\n",
+          ac_sink_url(s), ac_sink_url(s));
+  close(fd);
+  const char *args[] = {"plugin", "run", file, "--hook", "onAgentQuery", "--event",
+                        "{\"query\":\"x\"}", "--department", "d-7", NULL};
+  int rc = run_cli("127.0.0.0/8", args, out, sizeof out);
+  unlink(file);
+  if (rc != 0)
+    fail_msg("exit %d: %s", rc, out);
+  json_t *doc = parse(out);
+  json_t *results = json_object_get(doc, "result");
+  const char *timed_out = json_string_value(json_object_get(json_array_get(results, 0), "title"));
+  if (!timed_out || strncmp(timed_out, "timeout", 7) != 0)
+    fail_msg("the hanging request ended as %s", timed_out ? timed_out : "(nothing)");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(results, 1), "title")),
+                      "late");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(results, 2), "title")),
+                      "d-7");
+  json_int_t ms = json_integer_value(json_object_get(doc, "durationMs"));
+  if (ms < 450 || ms > 2500)
+    fail_msg("the hook took %lld ms: 300 ms of timeout and 200 ms of delay expected",
+             (long long)ms);
+  json_decref(doc);
+  assert_int_equal(ac_sink_count(s), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_webhook_delivery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_webhook_retry_and_denied, setup, teardown),
       cmocka_unit_test_setup_teardown(test_opendatabot_api, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waits_through_the_loop, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
