@@ -1,9 +1,11 @@
 /* formats.c — the `format` checks of docs/plugin-authoring.md: uri (libcurl's curl_url),
- * email, hostname, ipv4, ipv6 (inet_pton), uuid and date-time. */
+ * email, hostname (A-labels through libidn2), ipv4, ipv6 (inet_pton), uuid
+ * and date-time. */
 #include "schema/schema_int.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <idn2.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,6 +64,21 @@ static int ipv6_ok(const char *s, size_t len) {
 
 /* ---- hostname: RFC 1123 labels of letters, digits and inner hyphens ---- */
 
+/* An "xn--" label is an IDNA2008 A-label (RFC 5890): its Punycode decodes
+ * to a U-label that IDNA2008 allows and that encodes back to the same
+ * label. libidn2 decides both. */
+static int a_label_ok(const char *s, size_t len) {
+  char label[64], *u = NULL, *back = NULL;
+  memcpy(label, s, len); /* len <= 63: checked by the caller */
+  label[len] = '\0';
+  int ok = idn2_to_unicode_8z8z(label, &u, 0) == IDN2_OK &&
+           idn2_lookup_u8((const uint8_t *)u, (uint8_t **)&back, IDN2_NONTRANSITIONAL) == IDN2_OK &&
+           strcasecmp(back, label) == 0;
+  idn2_free(u);
+  idn2_free(back);
+  return ok;
+}
+
 static int hostname_ok(const char *s, size_t len) {
   if (len == 0 || len > 253)
     return 0;
@@ -69,6 +86,9 @@ static int hostname_ok(const char *s, size_t len) {
   for (size_t i = 0; i <= len; i++) {
     if (i == len || s[i] == '.') {
       if (label == 0 || label > 63 || s[i - 1] == '-')
+        return 0;
+      const char *start = s + i - label;
+      if (label >= 4 && strncasecmp(start, "xn--", 4) == 0 && !a_label_ok(start, label))
         return 0;
       label = 0;
       continue;

@@ -209,6 +209,15 @@ static void bad_requests_answer_400(void **state) {
                cases[i].body ? cases[i].body : "");
     json_decref(p);
   }
+  /* a string holding NUL is refused wherever JSON comes in, and the
+   * detail says why in the API's terms */
+  json_t *p = ac_test_json(&srv, "PATCH", "/api/v1/namespaces/p-ns/plugins/webhooks", admin,
+                           "{\"config\":{\"url\":\"http://a\\u0000b\"}}", 400, NULL);
+  assert_non_null(p);
+  const char *detail = json_string_value(json_object_get(p, "detail"));
+  if (!detail || !strstr(detail, "\\u0000 (NUL)") || strstr(detail, "JSON_ALLOW_NUL"))
+    fail_msg("detail: %s", detail ? detail : "(none)");
+  json_decref(p);
   /* 415 and 413 on the plugin routes too */
   ac_test_request req = {.method = "PATCH", .path = "/api/v1/namespaces/p-ns/plugins/webhooks",
                          .token = admin, .content_type = "text/plain", .body = "{\"enabled\":true}"};
