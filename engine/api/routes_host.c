@@ -155,6 +155,28 @@ static unsigned check_event(json_t *doc, ac_response *res, const char **type, co
   return cap;
 }
 
+/* An event handed to the intake, answered once it is stored. */
+typedef struct event_put {
+  ac_app *app;
+  ac_deferred *later;
+} event_put;
+
+static void event_stored(void *ud, int rc, const char *event_id, int created, const char *status,
+                         const ac_err *err) {
+  event_put *p = ud;
+  ac_response res = {0};
+  if (rc) {
+    ac_respond_store_error(&res, rc, err);
+  } else if (created) {
+    ac_app_events_stored(p->app);
+    ac_respond_json(&res, 202, json_pack("{s:s, s:s}", "eventId", event_id, "status", "queued"));
+  } else {
+    ac_respond_json(&res, 200, json_pack("{s:s, s:s}", "eventId", event_id, "status", status));
+  }
+  ac_deferred_finish(p->later, &res);
+  free(p);
+}
+
 void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
   json_t *doc = ac_request_json(req, res);
   if (!doc)
@@ -170,11 +192,8 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
   ac_err err = {0};
   /* scope and configs from memory; the database only stores the event */
   int rc = ac_tenancy_namespace(ac_app_tenancy(app), &req->principal, ns, &snapshot, &err);
-  PGconn *db = rc == AC_OK ? ac_app_db(app, res) : NULL;
-  if (!db) {
-    if (rc)
-      ac_respond_store_error(res, rc, &err);
-    json_decref(snapshot);
+  if (rc) {
+    ac_respond_store_error(res, rc, &err);
     json_decref(doc);
     return;
   }
@@ -183,26 +202,25 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
   /* "o" takes the reference: a new {} for a missing data must not leak */
   json_t *payload = json_pack("{s:O, s:o}", ref, json_object_get(doc, ref), "data",
                               data ? json_incref(data) : json_object());
-  json_t *status = NULL;
-  char *event_id = NULL;
-  int created = 0;
   json_t *plugins = plugins_for(app, snapshot, cap);
-  rc = ac_events_put(db, ns, type, payload, key, plugins, &event_id, &created, &err);
-  json_decref(plugins);
-  if (rc == AC_OK && !created)
-    rc = ac_events_get(db, ns, event_id, &status, &err);
-  ac_app_db_done(app, db);
-  if (rc) {
-    ac_respond_store_error(res, rc, &err);
-  } else if (created) {
-    ac_app_events_stored(app);
-    ac_respond_json(res, 202, json_pack("{s:s, s:s}", "eventId", event_id, "status", "queued"));
-  } else {
-    ac_respond_json(res, 200, json_pack("{s:s, s:O}", "eventId", event_id, "status",
-                                        json_object_get(status, "status")));
+  /* stored with other requests' events in one transaction; the answer goes
+   * out after the commit, without this thread waiting for it */
+  event_put *p = calloc(1, sizeof *p);
+  if (p) {
+    p->app = app;
+    p->later = ac_request_defer(req);
   }
-  free(event_id);
-  json_decref(status);
+  if (!p || !p->later) {
+    ac_respond_problem(res, 503, "out of memory; try again", NULL);
+    free(p);
+  } else if (ac_intake_put(ac_app_intake(app), ns, type, payload, key, plugins, event_stored, p) !=
+             AC_OK) {
+    ac_response oom = {0}; /* answered through the deferral now */
+    ac_respond_problem(&oom, 503, "out of memory; try again", NULL);
+    ac_deferred_finish(p->later, &oom);
+    free(p);
+  }
+  json_decref(plugins);
   json_decref(snapshot);
   json_decref(payload);
   json_decref(doc);

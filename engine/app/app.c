@@ -2,6 +2,7 @@
 #include "app/app.h"
 #include "api/http.h"
 #include "db/events.h"
+#include "db/intake.h"
 #include "db/kv_pg.h"
 #include "db/migrate.h"
 #include "dispatch/call.h"
@@ -28,6 +29,7 @@ struct ac_app {
   /* one pool for request handlers and context.db; handlers see the
    * PGconn of a connection lent to them (store.c takes PGconn) */
   ac_db_pool *pool;
+  ac_intake *intake; /* accepted events, stored by group commit */
   pthread_mutex_t lent_lock;
   struct {
     PGconn *conn;
@@ -243,6 +245,11 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
       ac_app_db_done(app, db);
     }
   }
+  if (rc == AC_OK) {
+    /* two writers: one gathers the next batch while the other commits */
+    ac_intake_config icfg = {app->pool, 2, cfg->event_batch_max, cfg->event_batch_wait_us};
+    rc = ac_intake_start(&icfg, &app->intake, err);
+  }
   if (rc == AC_OK)
     rc = setup_outbound(app, err);
   if (rc == AC_OK)
@@ -294,6 +301,9 @@ static ac_app *volatile left_to_exit;
 int ac_app_free(ac_app *app) {
   if (!app)
     return 0;
+  /* events still being stored are answered first: their answers wake the
+   * dispatcher */
+  ac_intake_stop(app->intake);
   ac_watcher_stop(app->watcher);
   ac_listener_stop(app->listener);
   ac_dispatcher_stop(app->dispatcher);
@@ -419,6 +429,8 @@ char *ac_app_catalog_text(ac_app *app) {
 }
 
 void ac_app_events_stored(ac_app *app) { ac_dispatcher_wake(app->dispatcher); }
+
+ac_intake *ac_app_intake(ac_app *app) { return app->intake; }
 
 void ac_app_refresh_metrics(ac_app *app) {
   PGconn *db = ac_app_db(app, NULL);

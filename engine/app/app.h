@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "db/intake.h"
 #include "dispatch/hooks.h"
 #include "dispatch/tenancy.h"
 #include "plugin/registry.h"
@@ -60,6 +61,9 @@ char *ac_app_catalog_text(ac_app *app);
 
 /* Wakes the event dispatcher: this instance stored an event. */
 void ac_app_events_stored(ac_app *app);
+
+/* Where accepted events go to be stored (db/intake.h). */
+ac_intake *ac_app_intake(ac_app *app);
 
 /* Copies counters kept elsewhere (outbound HTTP) into the metrics. */
 void ac_app_refresh_metrics(ac_app *app);

@@ -32,6 +32,8 @@ typedef struct ac_config {
   int max_connections;        /* AGENTCORE_MAX_CONNECTIONS (0: from the file limit) */
   int idle_timeout_s;         /* AGENTCORE_IDLE_TIMEOUT_S (10) without a byte */
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
+  int event_batch_max;        /* AGENTCORE_EVENT_BATCH_MAX (256): events per intake transaction */
+  int event_batch_wait_us;    /* AGENTCORE_EVENT_BATCH_WAIT_US (1000): a batch's window */
   int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (1024) in flight */
   int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (512) in flight */
   int http_max_per_host;      /* AGENTCORE_HTTP_MAX_PER_HOST (512) transfers in flight */

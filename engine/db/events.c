@@ -50,42 +50,22 @@ int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *pa
                   int *created, ac_err *err) {
   *event_id = NULL;
   *created = 0;
-  int rc = command(db, "BEGIN", 0, NULL, err);
-  if (rc)
-    return rc;
-  char *body = json_dumps(payload, JSON_COMPACT);
-  char *list = json_dumps(plugins, JSON_COMPACT);
-  const char *p[] = {ns, type, body, idempotency_key, list, AC_EVENTS_CHANNEL};
-  /* the event, its runs and the wake-up commit together */
-  PGresult *r = run(db,
-                    "WITH e AS (SELECT * FROM ac_event_put(gen_random_uuid(), $1, $2, $3::jsonb, $4)), "
-                    "r AS (INSERT INTO event_runs (event_id, plugin_id) "
-                    "  SELECT e.event_id, x FROM e, jsonb_array_elements_text($5::jsonb) x "
-                    "  WHERE e.created), "
-                    "n AS (SELECT pg_notify($6, $1) FROM e WHERE e.created) "
-                    "SELECT e.event_id::text, e.created, (SELECT count(*) FROM n) FROM e",
-                    6, p);
-  free(body);
-  free(list);
+  /* a batch of one, through the statement the intake uses */
+  json_t *batch = json_pack("[{s:s, s:s, s:O, s:s?, s:O}]", "ns", ns, "type", type, "payload",
+                            payload, "key", idempotency_key, "plugins", plugins);
+  char *text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+  json_decref(batch);
+  if (!text)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  const char *p[] = {text, AC_EVENTS_CHANNEL};
+  PGresult *r = run(db, AC_EVENTS_PUT_BATCH_SQL, 2, p);
+  free(text);
   if (!ok(r) || PQntuples(r) != 1)
-    return tx_end(db, fail(db, r, err), err);
-  *event_id = strdup(PQgetvalue(r, 0, 0));
-  *created = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    return fail(db, r, err);
+  *event_id = strdup(PQgetvalue(r, 0, 1));
+  *created = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
   PQclear(r);
-  /* no run to do: done at once. A separate statement, because one WITH
-   * statement cannot see the row its ac_event_put call inserted. */
-  if (*created && json_array_size(plugins) == 0) {
-    const char *q[] = {*event_id};
-    rc = command(db, "UPDATE events SET status = 'done', updated_at = now() WHERE id = $1::uuid",
-                 1, q, err);
-  }
-  rc = tx_end(db, rc, err);
-  if (rc) {
-    free(*event_id);
-    *event_id = NULL;
-    *created = 0;
-  }
-  return rc;
+  return *event_id ? AC_OK : ac_err_set(err, AC_ERR_NOMEM, "out of memory");
 }
 
 int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **status, ac_err *err) {

@@ -11,10 +11,18 @@
 
 #define AC_EVENTS_CHANNEL "agentcore_events"
 
+/* The statement that stores a batch of events ($1: a JSON array of
+ * {ns, type, payload, key?, plugins}; $2: AC_EVENTS_CHANNEL), each with its
+ * runs, and notifies the dispatchers once; one row per event: ord,
+ * event_id, created, status (migrations/002_event_batches.sql). */
+#define AC_EVENTS_PUT_BATCH_SQL \
+  "SELECT ord, event_id::text, created, status FROM ac_events_put_batch($1::jsonb, $2)"
+
 /* Stores an event of namespace ns and one queued run per plugin id in
  * plugins (a JSON array of strings), in one transaction, then notifies
- * the dispatchers. With an idempotency key used within 24 h, nothing is
- * stored and *created is 0. *event_id: caller frees. */
+ * the dispatchers: a batch of one (the server batches through db/intake.h).
+ * With an idempotency key used within 24 h, nothing is stored and *created
+ * is 0. *event_id: caller frees. */
 int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
                   const char *idempotency_key, const json_t *plugins, char **event_id,
                   int *created, ac_err *err);

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "db/db.h"
 #include "db/events.h"
+#include "db/intake.h"
 #include "db/kv_pg.h"
 #include "db/migrate.h"
 
@@ -747,6 +748,209 @@ static void test_kv_ttl(void **state) {
   ac_db_pool_free(pool);
 }
 
+/* -------------------------------------------------------------- intake */
+
+/* What the intake reported for each event put, by position. */
+#define INTAKE_MAX 256
+typedef struct intake_outcome {
+  int rc, created, reported;
+  char id[40], status[16];
+} intake_outcome;
+
+typedef struct intake_log {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int reported;
+  intake_outcome o[INTAKE_MAX];
+} intake_log;
+
+typedef struct intake_slot {
+  intake_log *log;
+  int i;
+} intake_slot;
+
+static intake_slot intake_slots[INTAKE_MAX];
+
+static void on_stored(void *ud, int rc, const char *id, int created, const char *status,
+                      const ac_err *err) {
+  (void)err;
+  intake_slot *s = ud;
+  pthread_mutex_lock(&s->log->lock);
+  intake_outcome *o = &s->log->o[s->i];
+  o->rc = rc;
+  o->created = created;
+  o->reported++;
+  snprintf(o->id, sizeof o->id, "%s", id ? id : "");
+  snprintf(o->status, sizeof o->status, "%s", status ? status : "");
+  s->log->reported++;
+  pthread_cond_broadcast(&s->log->cond);
+  pthread_mutex_unlock(&s->log->lock);
+}
+
+static void intake_put(ac_intake *in, intake_log *log, int i, const char *ns, const char *key,
+                       int with_run) {
+  intake_slots[i] = (intake_slot){log, i};
+  json_t *payload = json_pack("{s:i}", "n", i);
+  json_t *plugins = with_run ? json_pack("[s]", "webhooks") : json_array();
+  assert_int_equal(ac_intake_put(in, ns, "approval.created", payload, key, plugins, on_stored,
+                                 &intake_slots[i]),
+                   AC_OK);
+  json_decref(payload);
+  json_decref(plugins);
+}
+
+static void intake_wait(intake_log *log, int n) {
+  pthread_mutex_lock(&log->lock);
+  int64_t until = ac_clock_mono_ms() + 20000;
+  while (log->reported < n && ac_clock_mono_ms() < until) {
+    pthread_mutex_unlock(&log->lock);
+    usleep(2000);
+    pthread_mutex_lock(&log->lock);
+  }
+  int got = log->reported;
+  pthread_mutex_unlock(&log->lock);
+  if (got != n)
+    fail_msg("%d of %d events reported", got, n);
+}
+
+/* Events put together are stored together, in order, each reported once
+ * after its commit: one idempotency key names one event inside a batch and
+ * across batches; an event of a namespace that does not exist fails alone,
+ * the rest of its batch is stored. */
+static void test_intake_batches(void **state) {
+  (void)state;
+  ac_db_pool *pool = main_pool(4, 2000);
+  ac_intake_config cfg = {pool, 2, 64, 50000}; /* a 50 ms window: the puts below share batches */
+  ac_intake *in = NULL;
+  ac_err err = {0};
+  assert_int_equal(ac_intake_start(&cfg, &in, &err), AC_OK);
+  static intake_log log;
+  memset(&log, 0, sizeof log);
+  pthread_mutex_init(&log.lock, NULL);
+  pthread_cond_init(&log.cond, NULL);
+  char keys[10][16];
+  for (int k = 0; k < 10; k++)
+    snprintf(keys[k], sizeof keys[k], "batch-key-%d", k);
+  for (int i = 0; i < 20; i++) /* each key twice */
+    intake_put(in, &log, i, "ns1", keys[i % 10], 1);
+  for (int i = 20; i < 30; i++) /* no key: every one is new; half without runs */
+    intake_put(in, &log, i, "ns1", NULL, i % 2);
+  intake_wait(&log, 30);
+  /* they shared transactions: now() is a transaction's start time */
+  ac_db *db = connect_main();
+  char *batches = scalar(db, "SELECT count(DISTINCT created_at) FROM events WHERE payload ? 'n'",
+                         0, NULL);
+  if (atoi(batches) >= 5)
+    fail_msg("20 events took %s transactions", batches);
+  free(batches);
+  /* a batch with an event of a namespace that does not exist */
+  intake_put(in, &log, 30, "no-such-ns", NULL, 1);
+  for (int i = 31; i < 40; i++)
+    intake_put(in, &log, i, "ns2", NULL, 1);
+  intake_wait(&log, 40);
+  for (int i = 0; i < 40; i++) {
+    assert_int_equal(log.o[i].reported, 1);
+    if (i == 30)
+      assert_int_equal(log.o[i].rc, AC_ERR_NOTFOUND);
+    else if (log.o[i].rc != AC_OK)
+      fail_msg("event %d: rc %d", i, log.o[i].rc);
+  }
+  for (int k = 0; k < 10; k++) {
+    assert_int_equal(log.o[k].created + log.o[k + 10].created, 1);
+    assert_string_equal(log.o[k].id, log.o[k + 10].id);
+  }
+  for (int i = 20; i < 30; i++) {
+    assert_true(log.o[i].created);
+    assert_string_equal(log.o[i].status, i % 2 ? "queued" : "done");
+  }
+  char *stored = scalar(db, "SELECT count(*) FROM events WHERE payload ? 'n'", 0, NULL);
+  assert_string_equal(stored, "29"); /* 10 keyed, 10 without, 9 of ns2 */
+  char *runs = scalar(db, "SELECT count(*) FROM event_runs r JOIN events e ON e.id = r.event_id"
+                          " WHERE e.payload ? 'n'", 0, NULL);
+  assert_string_equal(runs, "24"); /* 10 keyed, 5 of the unkeyed, 9 of ns2 */
+  free(stored);
+  free(runs);
+  /* across batches: the key still names its event */
+  memset(&log, 0, sizeof log);
+  intake_put(in, &log, 0, "ns1", keys[3], 1);
+  intake_wait(&log, 1);
+  assert_int_equal(log.o[0].rc, AC_OK);
+  assert_false(log.o[0].created);
+  assert_string_equal(log.o[0].status, "queued");
+  ac_intake_stop(in);
+  exec_ok(db, "DELETE FROM events WHERE payload ? 'n'");
+  ac_db_free(db);
+  ac_db_pool_free(pool);
+}
+
+typedef struct outage_feed {
+  ac_intake *in;
+  intake_log *log;
+  int n;
+} outage_feed;
+
+static void *feed_events(void *arg) {
+  outage_feed *f = arg;
+  for (int i = 0; i < f->n; i++) {
+    intake_put(f->in, f->log, i, "ns1", NULL, 1);
+    usleep(1000);
+  }
+  return NULL;
+}
+
+/* The database goes away while batches are written: an event reported
+ * stored is stored (none is lost), the others are reported AC_ERR_DB, and
+ * the intake goes on once the database is back. */
+static void test_intake_outage(void **state) {
+  (void)state;
+  ac_db_pool *pool = main_pool(4, 2000);
+  ac_intake_config cfg = {pool, 2, 16, 2000};
+  ac_intake *in = NULL;
+  ac_err err = {0};
+  assert_int_equal(ac_intake_start(&cfg, &in, &err), AC_OK);
+  static intake_log log;
+  memset(&log, 0, sizeof log);
+  pthread_mutex_init(&log.lock, NULL);
+  pthread_cond_init(&log.cond, NULL);
+  outage_feed f = {in, &log, 200};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, feed_events, &f), 0);
+  ac_db *killer = connect_main();
+  for (int round = 0; round < 5; round++) {
+    usleep(30000);
+    exec_ok(killer, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  }
+  pthread_join(t, NULL);
+  intake_wait(&log, 200);
+  int stored = 0, refused = 0;
+  for (int i = 0; i < 200; i++) {
+    assert_int_equal(log.o[i].reported, 1);
+    if (log.o[i].rc == AC_OK) {
+      const char *id[1] = {log.o[i].id};
+      char *n = scalar(killer, "SELECT count(*) FROM events WHERE id = $1::uuid", 1, id);
+      if (strcmp(n, "1") != 0)
+        fail_msg("event %d was reported stored but is not", i);
+      free(n);
+      stored++;
+    } else {
+      assert_int_equal(log.o[i].rc, AC_ERR_DB);
+      refused++;
+    }
+  }
+  assert_true(stored > 0);
+  /* after the outage: stored again */
+  memset(&log, 0, sizeof log);
+  intake_put(in, &log, 0, "ns1", NULL, 1);
+  intake_wait(&log, 1);
+  assert_int_equal(log.o[0].rc, AC_OK);
+  print_message("outage: %d stored, %d refused\n", stored, refused);
+  ac_intake_stop(in);
+  exec_ok(killer, "DELETE FROM events WHERE payload ? 'n'");
+  ac_db_free(killer);
+  ac_db_pool_free(pool);
+}
+
 /* ------------------------------------------------------------ reconnect */
 
 static void terminate(ac_db *victim, int wait_ms) {
@@ -983,6 +1187,8 @@ int main(void) {
       cmocka_unit_test(test_schema_constraints),
       cmocka_unit_test(test_config_triggers_and_notify),
       cmocka_unit_test(test_event_idempotency),
+      cmocka_unit_test(test_intake_batches),
+      cmocka_unit_test(test_intake_outage),
       cmocka_unit_test(test_kv_roundtrip),
       cmocka_unit_test(test_kv_limits),
       cmocka_unit_test(test_kv_ttl),
