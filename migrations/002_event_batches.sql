@@ -37,3 +37,47 @@ BEGIN
     PERFORM pg_notify(p_channel, '');
   END IF;
 END $$;
+
+-- Outcomes are recorded in batches too: each run of p_runs (an array of
+-- {eventId, pluginId, status, durationMs, error, retryInMs}) that p_owner
+-- still leases takes its outcome; then every event left with no run to do
+-- is done. The events' row locks are taken in id order, so batches of two
+-- workers cannot deadlock, and each event is checked in a statement of its
+-- own, whose snapshot sees every finish committed before its lock was
+-- granted (two runs of one event finishing at once on two workers).
+-- Returns how many runs were recorded.
+CREATE FUNCTION ac_events_finish_batch(p_owner text, p_runs jsonb)
+RETURNS int
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+  x jsonb;
+  ev uuid;
+  recorded int := 0;
+  closing uuid[] := '{}';
+BEGIN
+  FOR x IN SELECT value FROM jsonb_array_elements(p_runs) LOOP
+    UPDATE event_runs r
+       SET status = x->>'status', duration_ms = (x->>'durationMs')::bigint,
+           last_error = x->>'error', lease_owner = NULL, lease_until = NULL, updated_at = now(),
+           next_attempt_at = CASE WHEN x->>'status' = 'retrying'
+             THEN now() + make_interval(secs => (x->>'retryInMs')::bigint / 1000.0)
+             ELSE r.next_attempt_at END
+     WHERE r.event_id = (x->>'eventId')::uuid AND r.plugin_id = x->>'pluginId'
+       AND r.lease_owner = p_owner;
+    IF FOUND THEN
+      recorded := recorded + 1;
+      IF x->>'status' <> 'retrying' THEN
+        closing := closing || (x->>'eventId')::uuid;
+      END IF;
+    END IF;
+  END LOOP;
+  FOR ev IN SELECT DISTINCT u FROM unnest(closing) u ORDER BY u LOOP
+    PERFORM 1 FROM events e WHERE e.id = ev FOR UPDATE;
+    UPDATE events e SET status = 'done', updated_at = now()
+     WHERE e.id = ev AND e.status <> 'done'
+       AND NOT EXISTS (SELECT 1 FROM event_runs r WHERE r.event_id = ev
+                        AND r.status IN ('queued', 'running', 'retrying'));
+  END LOOP;
+  RETURN recorded;
+END $$;

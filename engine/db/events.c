@@ -27,24 +27,6 @@ static int ok(PGresult *r) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* Runs a statement whose result is not needed; AC_OK or fail's code. */
-static int command(PGconn *db, const char *sql, int n, const char *const *p, ac_err *err) {
-  PGresult *r = run(db, sql, n, p);
-  if (!ok(r))
-    return fail(db, r, err);
-  PQclear(r);
-  return AC_OK;
-}
-
-/* Commits when rc is AC_OK, else rolls back; returns rc or the commit's
- * failure. */
-static int tx_end(PGconn *db, int rc, ac_err *err) {
-  if (rc == AC_OK)
-    return command(db, "COMMIT", 0, NULL, err);
-  PQclear(PQexec(db, "ROLLBACK"));
-  return rc;
-}
-
 int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
                   const char *idempotency_key, const json_t *plugins, char **event_id,
                   int *created, ac_err *err) {
@@ -123,44 +105,30 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_
   return *runs ? AC_OK : ac_err_set(err, AC_ERR_INTERNAL, "bad JSON from the database");
 }
 
+int ac_events_finish_batch(PGconn *db, const char *owner, const json_t *outcomes, ac_err *err) {
+  char *text = json_dumps(outcomes, JSON_COMPACT);
+  if (!text)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  const char *p[] = {owner, text};
+  PGresult *r = run(db, "SELECT ac_events_finish_batch($1, $2::jsonb)", 2, p);
+  free(text);
+  if (!ok(r))
+    return fail(db, r, err);
+  PQclear(r);
+  return AC_OK;
+}
+
 int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
                      const char *status, long long duration_ms, const char *error,
                      long long retry_in_ms, ac_err *err) {
-  char dur[32], retry[32];
-  snprintf(dur, sizeof dur, "%lld", duration_ms);
-  snprintf(retry, sizeof retry, "%lld", retry_in_ms);
-  const char *p[] = {owner, event_id, plugin, status, dur, error, retry};
-  int rc = command(db, "BEGIN", 0, NULL, err);
-  if (rc)
-    return rc;
-  PGresult *r = run(
-      db,
-      "UPDATE event_runs SET status = $4, duration_ms = $5::bigint, last_error = $6, "
-      "  lease_owner = NULL, lease_until = NULL, updated_at = now(), "
-      "  next_attempt_at = CASE WHEN $4 = 'retrying' "
-      "    THEN now() + make_interval(secs => $7::bigint / 1000.0) ELSE next_attempt_at END "
-      "  WHERE event_id = $2::uuid AND plugin_id = $3 AND lease_owner = $1",
-      7, p);
-  if (!ok(r))
-    return tx_end(db, fail(db, r, err), err);
-  int recorded = strcmp(PQcmdTuples(r), "0") != 0;
-  PQclear(r);
-  /* Runs of one event finishing at once on two workers would each see the
-   * other still open in a snapshot taken before the other commits, and
-   * neither would close the event. So the check waits for the event's row
-   * lock (runs first, then the event: the order claims take too) and reads
-   * in a statement of its own, whose snapshot sees every earlier finish. */
-  const char *q[] = {event_id};
-  if (recorded && strcmp(status, "retrying") != 0)
-    rc = command(db, "SELECT 1 FROM events WHERE id = $1::uuid FOR UPDATE", 1, q, err);
-  if (recorded && strcmp(status, "retrying") != 0 && rc == AC_OK)
-    rc = command(db,
-                 "UPDATE events SET status = 'done', updated_at = now() "
-                 "WHERE id = $1::uuid AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM "
-                 "event_runs x WHERE x.event_id = events.id "
-                 "AND x.status IN ('queued', 'running', 'retrying'))",
-                 1, q, err);
-  return tx_end(db, rc, err);
+  json_t *one = json_pack("[{s:s, s:s, s:s, s:I, s:s?, s:I}]", "eventId", event_id, "pluginId",
+                          plugin, "status", status, "durationMs", (json_int_t)duration_ms, "error",
+                          error, "retryInMs", (json_int_t)retry_in_ms);
+  if (!one)
+    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
+  int rc = ac_events_finish_batch(db, owner, one, err);
+  json_decref(one);
+  return rc;
 }
 
 int ac_events_prune(PGconn *db, int days, ac_err *err) {

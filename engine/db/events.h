@@ -38,9 +38,14 @@ int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **sta
 int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_t **runs,
                     ac_err *err);
 
+/* Records outcomes in one statement: outcomes is an array of {eventId,
+ * pluginId, status, durationMs, error?, retryInMs}; each run owner still
+ * leases takes its outcome, and an event left with no run to do is done. */
+int ac_events_finish_batch(PGconn *db, const char *owner, const json_t *outcomes, ac_err *err);
+
 /* Records a run's outcome if owner still holds its lease: status is final
  * (ok, error, timeout, memory, skipped) or "retrying" with retry_in_ms.
- * The event becomes done when no run is left to do. */
+ * The event becomes done when no run is left to do. A batch of one. */
 int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
                      const char *status, long long duration_ms, const char *error,
                      long long retry_in_ms, ac_err *err);

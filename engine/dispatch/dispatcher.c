@@ -93,6 +93,7 @@ typedef struct worker_state {
   pthread_mutex_t lock;
   inflight *done;
   int in_flight;
+  json_t *outcomes; /* recorded together by the next flush (this thread's) */
 } worker_state;
 
 /* Runs a dispatcher thread keeps in flight at once. Parked runs cost a
@@ -102,14 +103,36 @@ typedef struct worker_state {
  * receiver hangs cannot fill the dispatcher and stall the others. */
 #define INFLIGHT_MAX 512
 
-static void record(ac_dispatcher *d, PGconn *db, const char *owner, const char *event_id,
-                   const char *plugin, const char *status, long long duration,
-                   const char *message, long long retry_in) {
+/* Queues a run's outcome for the next flush. */
+static void record(worker_state *ws, const char *event_id, const char *plugin, const char *status,
+                   long long duration, const char *message, long long retry_in) {
+  json_array_append_new(ws->outcomes,
+                        json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I}", "eventId", event_id,
+                                  "pluginId", plugin, "status", status, "durationMs",
+                                  (json_int_t)duration, "error",
+                                  message && message[0] ? message : NULL, "retryInMs",
+                                  (json_int_t)retry_in));
+}
+
+/* Records the queued outcomes in one statement. One that fails the batch
+ * (it cannot be stored) is tried alone, so the others still go in; what
+ * cannot be recorded comes back when its lease expires. */
+static void flush(ac_dispatcher *d, PGconn *db, const char *owner, worker_state *ws) {
+  size_t n = json_array_size(ws->outcomes);
+  if (n == 0)
+    return;
   ac_err err = {0};
-  if (ac_events_finish(db, owner, event_id, plugin, status, duration,
-                       message && message[0] ? message : NULL, retry_in, &err) != AC_OK)
-    ac_logf(d->cfg.env->log, AC_LOG_WARN, "recording run %s/%s failed: %s", event_id, plugin,
-            err.msg);
+  int rc = ac_events_finish_batch(db, owner, ws->outcomes, &err);
+  for (size_t i = 0; rc != AC_OK && rc != AC_ERR_DB && n > 1 && i < n; i++) {
+    json_t *one = json_pack("[O]", json_array_get(ws->outcomes, i));
+    ac_err one_err = {0};
+    if (ac_events_finish_batch(db, owner, one, &one_err) != AC_OK)
+      ac_logf(d->cfg.env->log, AC_LOG_WARN, "recording a run's outcome failed: %s", one_err.msg);
+    json_decref(one);
+  }
+  if (rc != AC_OK && (rc == AC_ERR_DB || n == 1))
+    ac_logf(d->cfg.env->log, AC_LOG_WARN, "recording %zu run outcomes failed: %s", n, err.msg);
+  json_array_clear(ws->outcomes);
 }
 
 static void call_done(ac_call *c, void *ud) {
@@ -124,7 +147,7 @@ static void call_done(ac_call *c, void *ud) {
 }
 
 /* Records a finished call's outcome. */
-static void finish_one(ac_dispatcher *d, PGconn *db, const char *owner, inflight *f) {
+static void finish_one(ac_dispatcher *d, inflight *f) {
   const ac_hook_env *env = d->cfg.env;
   const ac_outcome *o = ac_call_outcome(f->call);
   ac_outcome out = *o;
@@ -149,7 +172,7 @@ static void finish_one(ac_dispatcher *d, PGconn *db, const char *owner, inflight
     if (out.kind == AC_OUTCOME_CONTRACT)
       status = "error";
   }
-  record(d, db, owner, f->event_id, f->plugin, status, out.duration_ms, message, retry_in);
+  record(f->ws, f->event_id, f->plugin, status, out.duration_ms, message, retry_in);
   ac_call_release(f->call);
   ac_hook_target_clear(&f->target);
   free(f);
@@ -175,7 +198,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
     char message[160];
     snprintf(message, sizeof message,
              "gave up after %lld attempts: no attempt recorded an outcome", (long long)attempts - 1);
-    record(d, db, owner, event_id, plugin, "error", 0, message, 0);
+    record(ws, event_id, plugin, "error", 0, message, 0);
     return 0;
   }
 
@@ -189,7 +212,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
       entry = e;
   }
   if (!entry) {
-    record(d, db, owner, event_id, plugin, "skipped", 0,
+    record(ws, event_id, plugin, "skipped", 0,
            "the plugin is no longer enabled in this namespace", 0);
     json_decref(snapshot);
     return 0;
@@ -210,9 +233,9 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
     else
       snprintf(message, sizeof message, "%s", out.message);
     if (ready < 0 && out.kind == AC_OUTCOME_BUSY) /* init is running: soon again */
-      record(d, db, owner, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS);
+      record(ws, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS);
     else
-      record(d, db, owner, event_id, plugin, "skipped", 0, message, 0);
+      record(ws, event_id, plugin, "skipped", 0, message, 0);
     ac_hook_target_clear(&f->target);
     free(f);
     json_decref(snapshot);
@@ -257,7 +280,7 @@ static int drain(ac_dispatcher *d, PGconn *db, const char *owner, worker_state *
   int n = 0;
   while (list) {
     inflight *next = list->next;
-    finish_one(d, db, owner, list);
+    finish_one(d, list);
     list = next;
     n++;
   }
@@ -288,6 +311,7 @@ static void *worker(void *arg) {
       ac_db_open_conn(d->url, &db, NULL); /* NULL on failure: tried again next round */
     }
     int busy = drain(d, db, owner, ws) > 0;
+    flush(d, db, owner, ws);
     pthread_mutex_lock(&ws->lock);
     int room = INFLIGHT_MAX - ws->in_flight, left = ws->in_flight;
     pthread_mutex_unlock(&ws->lock);
@@ -302,6 +326,7 @@ static void *worker(void *arg) {
       json_t *r;
       json_array_foreach(runs, i, r) start_one(d, db, owner, ws, r);
       json_decref(runs);
+      flush(d, db, owner, ws);
       continue;
     }
     json_decref(runs);
@@ -359,6 +384,7 @@ int ac_dispatcher_start(const ac_dispatcher_config *cfg, ac_dispatcher **out, ac
   d->states = calloc((size_t)cfg->workers, sizeof *d->states);
   for (int i = 0; d->states && i < cfg->workers; i++) {
     d->states[i].d = d;
+    d->states[i].outcomes = json_array();
     pthread_mutex_init(&d->states[i].lock, NULL);
   }
   for (int i = 0; d->threads && d->args && d->states && i < cfg->workers; i++) {
@@ -389,8 +415,10 @@ void ac_dispatcher_stop(ac_dispatcher *d) {
   /* each thread ends once its calls in flight are recorded */
   for (int i = 0; i < d->nthreads; i++)
     pthread_join(d->threads[i], NULL);
-  for (int i = 0; d->states && i < d->cfg.workers; i++)
+  for (int i = 0; d->states && i < d->cfg.workers; i++) {
     pthread_mutex_destroy(&d->states[i].lock);
+    json_decref(d->states[i].outcomes);
+  }
   free(d->states);
   free(d->threads);
   free(d->args);
