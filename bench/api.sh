@@ -153,11 +153,22 @@ echo "   1 namespace $before req/s, 10,000 namespaces $after req/s: ratio $(rati
 
 fi
 if want 5; then
-echo "5. Events: accepted events/s, and webhook deliveries/s vs wrk posting straight to the sink"
+echo "5. Events: accepted events/s vs the database's floor (pgbench doing what one event costs), and webhook deliveries/s vs wrk posting straight to the sink"
+# the floor: one transaction per event inserting it and its run (one
+# statement), on 16 connections as the load below; its rows are final, so
+# nothing delivers them
+cat > "$WORK/floor.sql" <<'SQL'
+WITH e AS (INSERT INTO events (namespace_id, type, payload, status) VALUES ('evfloor', 'approval.created', '{"approvalId":"a-1","data":{"n":1}}', 'done') RETURNING id) INSERT INTO event_runs (event_id, plugin_id, status) SELECT id, 'webhooks', 'ok' FROM e;
+SQL
+call -XPOST -d '{"id":"evfloor","name":"evfloor","departmentId":"bench"}' "$API/namespaces"
+PGBENCH=$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)
+floor=$("$PGBENCH" -n -c16 -j2 -T"$DUR" -f "$WORK/floor.sql" "$DBURL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+echo "   floor: $floor transactions/s (pgbench, 16 clients, one event and its run each)"
+psql "$DBURL" -qc "DELETE FROM events WHERE namespace_id = 'evfloor'" # not the engine's to count
 e=$(post_script '"{\"type\":\"approval.created\",\"approvalId\":\"a-1\",\"data\":{\"n\":1}}"')
 start=$(date +%s.%N) # deliveries start as soon as the first event is accepted
 acc=$(wrk -t2 -c16 -d"${DUR}s" -s "$e" "$API/namespaces/ev/events" | rps)
-echo "   accepted: $acc events/s"
+echo "   accepted: $acc events/s, $(ratio "$acc" "$floor")x the floor (target >= 1.0x)"
 total=$(psql "$DBURL" -qAtc "SELECT count(*) FROM event_runs")
 for _ in $(seq 600); do
   left=$(psql "$DBURL" -qAtc "SELECT count(*) FROM event_runs WHERE status NOT IN ('ok','error','timeout','memory','skipped')")

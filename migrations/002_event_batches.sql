@@ -39,10 +39,11 @@ BEGIN
 END $$;
 
 -- Outcomes are recorded in batches too: each run of p_runs (an array of
--- {eventId, pluginId, status, durationMs, error, retryInMs}) that p_owner
--- still leases takes its outcome; then every event left with no run to do
--- is done. The events' row locks are taken in id order, so batches of two
--- workers cannot deadlock, and each event is checked in a statement of its
+-- {eventId, pluginId, status, durationMs, error, retryInMs, refund}) that
+-- p_owner still leases takes its outcome (refund: its claim was no
+-- attempt); then every event left with no run to do is done. The events'
+-- row locks are taken in id order, so batches of two workers cannot
+-- deadlock, and each event is checked in a statement of its
 -- own, whose snapshot sees every finish committed before its lock was
 -- granted (two runs of one event finishing at once on two workers).
 -- Returns how many runs were recorded.
@@ -60,6 +61,7 @@ BEGIN
     UPDATE event_runs r
        SET status = x->>'status', duration_ms = (x->>'durationMs')::bigint,
            last_error = x->>'error', lease_owner = NULL, lease_until = NULL, updated_at = now(),
+           attempts = r.attempts - CASE WHEN (x->>'refund')::boolean THEN 1 ELSE 0 END,
            next_attempt_at = CASE WHEN x->>'status' = 'retrying'
              THEN now() + make_interval(secs => (x->>'retryInMs')::bigint / 1000.0)
              ELSE r.next_attempt_at END

@@ -39,8 +39,9 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_
                     ac_err *err);
 
 /* Records outcomes in one statement: outcomes is an array of {eventId,
- * pluginId, status, durationMs, error?, retryInMs}; each run owner still
- * leases takes its outcome, and an event left with no run to do is done. */
+ * pluginId, status, durationMs, error?, retryInMs, refund?}; each run owner
+ * still leases takes its outcome (refund: the claim does not count as an
+ * attempt), and an event left with no run to do is done. */
 int ac_events_finish_batch(PGconn *db, const char *owner, const json_t *outcomes, ac_err *err);
 
 /* Records a run's outcome if owner still holds its lease: status is final

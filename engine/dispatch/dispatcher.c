@@ -40,6 +40,8 @@ static const long long schedule_s[] = {5, 30, 120, 600, 1800, 3600, 10800, 21600
 #define AC_RUN_ATTEMPTS_MAX (SCHEDULE_LEN + 4)
 /* a run whose plugin's init is still running elsewhere tries again after */
 #define INIT_WAIT_RETRY_MS 1000
+/* a run refused at admission comes back after 250 to 500 ms */
+#define BUSY_RETRY_MS 250
 
 long long ac_dispatcher_backoff_ms(int attempt, int plugin_delay_s, unsigned random) {
   if (attempt > SCHEDULE_LEN)
@@ -103,15 +105,23 @@ typedef struct worker_state {
  * receiver hangs cannot fill the dispatcher and stall the others. */
 #define INFLIGHT_MAX 512
 
-/* Queues a run's outcome for the next flush. */
-static void record(worker_state *ws, const char *event_id, const char *plugin, const char *status,
-                   long long duration, const char *message, long long retry_in) {
+/* Queues a run's outcome for the next flush. refund: the claim was no
+ * attempt (the call was refused before it ran), so it does not count
+ * towards giving up. */
+static void record_run(worker_state *ws, const char *event_id, const char *plugin,
+                       const char *status, long long duration, const char *message,
+                       long long retry_in, int refund) {
   json_array_append_new(ws->outcomes,
-                        json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I}", "eventId", event_id,
+                        json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:b}", "eventId", event_id,
                                   "pluginId", plugin, "status", status, "durationMs",
                                   (json_int_t)duration, "error",
                                   message && message[0] ? message : NULL, "retryInMs",
-                                  (json_int_t)retry_in));
+                                  (json_int_t)retry_in, "refund", refund));
+}
+
+static void record(worker_state *ws, const char *event_id, const char *plugin, const char *status,
+                   long long duration, const char *message, long long retry_in) {
+  record_run(ws, event_id, plugin, status, duration, message, retry_in, 0);
 }
 
 /* Records the queued outcomes in one statement. One that fails the batch
@@ -157,13 +167,18 @@ static void finish_one(ac_dispatcher *d, inflight *f) {
   char message[AC_OUTCOME_MSG_MAX];
   snprintf(message, sizeof message, "%s", out.message);
   long long retry_in = 0;
-  if (out.kind == AC_OUTCOME_RETRY || out.kind == AC_OUTCOME_BUSY) {
-    /* busy: no worker share was free; not the plugin's failure, so it is
-     * tried again after the first step of the schedule */
-    unsigned r;
-    ac_crypto_random_bytes(&r, sizeof r);
-    retry_in = ac_dispatcher_backoff_ms(f->attempt,
-                                        out.kind == AC_OUTCOME_BUSY ? -1 : out.retry_delay_s, r);
+  int refund = 0;
+  unsigned r;
+  ac_crypto_random_bytes(&r, sizeof r);
+  if (out.kind == AC_OUTCOME_BUSY) {
+    /* refused before it ran (a bulkhead was full, a backlog of one
+     * namespace say): no attempt and not the plugin's failure, so it comes
+     * back soon, with jitter, and never runs out of attempts this way */
+    retry_in = BUSY_RETRY_MS + r % BUSY_RETRY_MS;
+    status = "retrying";
+    refund = 1;
+  } else if (out.kind == AC_OUTCOME_RETRY) {
+    retry_in = ac_dispatcher_backoff_ms(f->attempt, out.retry_delay_s, r);
     status = retry_in < 0 ? "error" : "retrying";
     if (retry_in < 0)
       snprintf(message, sizeof message, "gave up after %d attempts: %s", f->attempt, out.message);
@@ -172,7 +187,7 @@ static void finish_one(ac_dispatcher *d, inflight *f) {
     if (out.kind == AC_OUTCOME_CONTRACT)
       status = "error";
   }
-  record(f->ws, f->event_id, f->plugin, status, out.duration_ms, message, retry_in);
+  record_run(f->ws, f->event_id, f->plugin, status, out.duration_ms, message, retry_in, refund);
   ac_call_release(f->call);
   ac_hook_target_clear(&f->target);
   free(f);
@@ -233,7 +248,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
     else
       snprintf(message, sizeof message, "%s", out.message);
     if (ready < 0 && out.kind == AC_OUTCOME_BUSY) /* init is running: soon again */
-      record(ws, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS);
+      record_run(ws, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS, 1);
     else
       record(ws, event_id, plugin, "skipped", 0, message, 0);
     ac_hook_target_clear(&f->target);

@@ -883,6 +883,65 @@ static void test_intake_batches(void **state) {
   ac_db_pool_free(pool);
 }
 
+/* Outcomes recorded in one batch: a refused run's claim is refunded (it
+ * does not count towards giving up), a final outcome closes its event, a
+ * run leased by another owner is left alone. */
+static void test_finish_batch(void **state) {
+  (void)state;
+  ac_db *db = connect_main();
+  ac_err err = {0};
+  exec_ok(db, "DELETE FROM events WHERE namespace_id = 'ns2'");
+  /* runs earlier tests left due are not this test's to claim */
+  exec_ok(db, "UPDATE event_runs SET next_attempt_at = now() + interval '1 day'");
+  json_t *payload = json_pack("{s:s}", "approvalId", "fb"), *plugins = json_pack("[ss]", "a", "b");
+  char *id = NULL;
+  int created = 0;
+  assert_int_equal(ac_events_put(ac_db_conn(db), "ns2", "approval.created", payload, NULL, plugins,
+                                 &id, &created, &err),
+                   AC_OK);
+  json_t *runs = NULL;
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, &runs, &err), AC_OK);
+  assert_int_equal(json_array_size(runs), 2);
+  json_decref(runs);
+  json_t *outcomes = json_pack("[{s:s, s:s, s:s, s:i, s:i, s:b}, {s:s, s:s, s:s, s:i, s:i}]",
+                               "eventId", id, "pluginId", "a", "status", "retrying", "durationMs",
+                               0, "retryInMs", 300, "refund", 1, "eventId", id, "pluginId", "b",
+                               "status", "ok", "durationMs", 5, "retryInMs", 0);
+  assert_int_equal(ac_events_finish_batch(ac_db_conn(db), "w2", outcomes, &err), AC_OK);
+  const char *p[1] = {id};
+  char *st = scalar(db, "SELECT string_agg(status || ':' || attempts, ',' ORDER BY plugin_id)"
+                        " FROM event_runs WHERE event_id = $1::uuid", 1, p);
+  assert_string_equal(st, "running:1,running:1"); /* w2 leases neither */
+  free(st);
+  assert_int_equal(ac_events_finish_batch(ac_db_conn(db), "w1", outcomes, &err), AC_OK);
+  st = scalar(db, "SELECT string_agg(status || ':' || attempts, ',' ORDER BY plugin_id)"
+                  " FROM event_runs WHERE event_id = $1::uuid", 1, p);
+  assert_string_equal(st, "retrying:0,ok:1");
+  free(st);
+  st = scalar(db, "SELECT status FROM events WHERE id = $1::uuid", 1, p);
+  assert_string_not_equal(st, "done"); /* a run is left to do */
+  free(st);
+  json_decref(outcomes);
+  /* the last run's final outcome closes the event */
+  assert_int_equal(ac_db_exec(db, "UPDATE event_runs SET next_attempt_at = now()"
+                                  " WHERE event_id = $1::uuid AND status = 'retrying'",
+                              1, p, NULL, &err),
+                   AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, &runs, &err), AC_OK);
+  assert_int_equal(json_array_size(runs), 1);
+  json_decref(runs);
+  assert_int_equal(ac_events_finish(ac_db_conn(db), "w1", id, "a", "error", 1, "failed", 0, &err),
+                   AC_OK);
+  st = scalar(db, "SELECT status FROM events WHERE id = $1::uuid", 1, p);
+  assert_string_equal(st, "done");
+  free(st);
+  free(id);
+  json_decref(payload);
+  json_decref(plugins);
+  exec_ok(db, "DELETE FROM events WHERE namespace_id = 'ns2'");
+  ac_db_free(db);
+}
+
 typedef struct outage_feed {
   ac_intake *in;
   intake_log *log;
@@ -1189,6 +1248,7 @@ int main(void) {
       cmocka_unit_test(test_event_idempotency),
       cmocka_unit_test(test_intake_batches),
       cmocka_unit_test(test_intake_outage),
+      cmocka_unit_test(test_finish_batch),
       cmocka_unit_test(test_kv_roundtrip),
       cmocka_unit_test(test_kv_limits),
       cmocka_unit_test(test_kv_ttl),
