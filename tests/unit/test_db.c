@@ -759,7 +759,6 @@ typedef struct intake_outcome {
 
 typedef struct intake_log {
   pthread_mutex_t lock;
-  pthread_cond_t cond;
   int reported;
   intake_outcome o[INTAKE_MAX];
 } intake_log;
@@ -783,7 +782,6 @@ static void on_stored(void *ud, int rc, const char *id, int created, const char 
   snprintf(o->id, sizeof o->id, "%s", id ? id : "");
   snprintf(o->status, sizeof o->status, "%s", status ? status : "");
   s->log->reported++;
-  pthread_cond_broadcast(&s->log->cond);
   pthread_mutex_unlock(&s->log->lock);
 }
 
@@ -797,6 +795,17 @@ static void intake_put(ac_intake *in, intake_log *log, int i, const char *ns, co
                    AC_OK);
   json_decref(payload);
   json_decref(plugins);
+}
+
+/* An intake over its own pool, and a fresh log for what it reports. */
+static ac_intake *intake_with(ac_db_pool *pool, int batch_max, int wait_us, intake_log *log) {
+  ac_intake_config cfg = {pool, 2, batch_max, wait_us};
+  ac_intake *in = NULL;
+  ac_err err = {0};
+  assert_int_equal(ac_intake_start(&cfg, &in, &err), AC_OK);
+  memset(log, 0, sizeof *log);
+  pthread_mutex_init(&log->lock, NULL);
+  return in;
 }
 
 static void intake_wait(intake_log *log, int n) {
@@ -820,14 +829,8 @@ static void intake_wait(intake_log *log, int n) {
 static void test_intake_batches(void **state) {
   (void)state;
   ac_db_pool *pool = main_pool(4, 2000);
-  ac_intake_config cfg = {pool, 2, 64, 50000}; /* a 50 ms window: the puts below share batches */
-  ac_intake *in = NULL;
-  ac_err err = {0};
-  assert_int_equal(ac_intake_start(&cfg, &in, &err), AC_OK);
   static intake_log log;
-  memset(&log, 0, sizeof log);
-  pthread_mutex_init(&log.lock, NULL);
-  pthread_cond_init(&log.cond, NULL);
+  ac_intake *in = intake_with(pool, 64, 50000, &log); /* a 50 ms window: the puts share batches */
   char keys[10][16];
   for (int k = 0; k < 10; k++)
     snprintf(keys[k], sizeof keys[k], "batch-key-%d", k);
@@ -871,7 +874,8 @@ static void test_intake_batches(void **state) {
   free(stored);
   free(runs);
   /* across batches: the key still names its event */
-  memset(&log, 0, sizeof log);
+  log.reported = 0;
+  memset(log.o, 0, sizeof log.o);
   intake_put(in, &log, 0, "ns1", keys[3], 1);
   intake_wait(&log, 1);
   assert_int_equal(log.o[0].rc, AC_OK);
@@ -963,14 +967,8 @@ static void *feed_events(void *arg) {
 static void test_intake_outage(void **state) {
   (void)state;
   ac_db_pool *pool = main_pool(4, 2000);
-  ac_intake_config cfg = {pool, 2, 16, 2000};
-  ac_intake *in = NULL;
-  ac_err err = {0};
-  assert_int_equal(ac_intake_start(&cfg, &in, &err), AC_OK);
   static intake_log log;
-  memset(&log, 0, sizeof log);
-  pthread_mutex_init(&log.lock, NULL);
-  pthread_cond_init(&log.cond, NULL);
+  ac_intake *in = intake_with(pool, 16, 2000, &log);
   outage_feed f = {in, &log, 200};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, feed_events, &f), 0);
@@ -999,7 +997,8 @@ static void test_intake_outage(void **state) {
   }
   assert_true(stored > 0);
   /* after the outage: stored again */
-  memset(&log, 0, sizeof log);
+  log.reported = 0;
+  memset(log.o, 0, sizeof log.o);
   intake_put(in, &log, 0, "ns1", NULL, 1);
   intake_wait(&log, 1);
   assert_int_equal(log.o[0].rc, AC_OK);
