@@ -158,7 +158,7 @@ echo "5. Events: accepted events/s vs the database's floor (pgbench doing what o
 # statement), on 16 connections as the load below; its rows are final, so
 # nothing delivers them
 cat > "$WORK/floor.sql" <<'SQL'
-WITH e AS (INSERT INTO events (namespace_id, type, payload, status) VALUES ('evfloor', 'approval.created', '{"approvalId":"a-1","data":{"n":1}}', 'done') RETURNING id) INSERT INTO event_runs (event_id, plugin_id, status) SELECT id, 'webhooks', 'ok' FROM e;
+WITH e AS (INSERT INTO events (namespace_id, type, payload, status) VALUES ('evfloor', 'approval.created', '{"approvalId":"a-1","data":{"n":1}}', 'done') RETURNING id) INSERT INTO event_runs (event_id, plugin_id, namespace_id, status) SELECT id, 'webhooks', 'evfloor', 'ok' FROM e;
 SQL
 call -XPOST -d '{"id":"evfloor","name":"evfloor","departmentId":"bench"}' "$API/namespaces"
 PGBENCH=$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)

@@ -74,18 +74,40 @@ int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **sta
   return *status ? AC_OK : ac_err_set(err, AC_ERR_INTERNAL, "bad JSON from the database");
 }
 
-int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_t **runs,
-                    ac_err *err) {
+int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const char *after,
+                    json_t **runs, ac_err *err) {
   *runs = NULL;
-  char lease[16], lim[16];
+  char lease[16], lim[16], turn[16];
   snprintf(lease, sizeof lease, "%d", lease_s);
   snprintf(lim, sizeof lim, "%d", limit);
-  const char *p[] = {owner, lease, lim};
+  snprintf(turn, sizeof turn, "%d", AC_EVENTS_CLAIM_TURN);
+  const char *p[] = {owner, lease, lim, turn, after ? after : ""};
   PGresult *r = run(
       db,
-      "WITH c AS (SELECT event_id, plugin_id FROM event_runs "
-      "  WHERE status IN ('queued', 'retrying', 'running') AND next_attempt_at <= now() "
-      "  ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED), "
+      /* turns across namespaces: each namespace with runs to do (found by
+       * skipping through its index) gives an equal share of the claim, at
+       * most $4 of its due runs, oldest first, so one namespace's backlog
+       * delays no other's; the turns start after the namespace $5 the
+       * last claim ended with, so with more namespaces than the claim
+       * holds none waits for the ones before it to run dry */
+      "WITH RECURSIVE ns AS ("
+      "  (SELECT namespace_id FROM event_runs WHERE status IN ('queued', 'retrying', 'running') "
+      "   ORDER BY namespace_id LIMIT 1) "
+      "  UNION ALL "
+      "  SELECT (SELECT r.namespace_id FROM event_runs r "
+      "          WHERE r.status IN ('queued', 'retrying', 'running') "
+      "            AND r.namespace_id > ns.namespace_id ORDER BY r.namespace_id LIMIT 1) "
+      "  FROM ns WHERE ns.namespace_id IS NOT NULL), "
+      "turn AS (SELECT GREATEST(1, LEAST($4::int, $3::int / GREATEST(1, count(*)))) AS n "
+      "  FROM ns WHERE namespace_id IS NOT NULL), "
+      "c AS (SELECT d.event_id, d.plugin_id FROM "
+      "  (SELECT namespace_id FROM ns WHERE namespace_id IS NOT NULL "
+      "   ORDER BY namespace_id <= $5, namespace_id) ns, turn, LATERAL ("
+      "  SELECT r.event_id, r.plugin_id FROM event_runs r "
+      "  WHERE r.namespace_id = ns.namespace_id "
+      "    AND r.status IN ('queued', 'retrying', 'running') AND r.next_attempt_at <= now() "
+      "  ORDER BY r.next_attempt_at LIMIT turn.n FOR UPDATE SKIP LOCKED) d "
+      "  LIMIT $3::int), "
       "u AS (UPDATE event_runs r SET status = 'running', lease_owner = $1, "
       "  lease_until = now() + make_interval(secs => $2::int), "
       "  next_attempt_at = now() + make_interval(secs => $2::int), attempts = r.attempts + 1, "
@@ -97,7 +119,7 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_
       "'deliveryId', u.delivery_id, 'attempts', u.attempts, 'namespaceId', e.namespace_id, "
       "'type', e.type, 'payload', e.payload, 'createdAt', " TS("e.created_at") ")), '[]') "
       "FROM u JOIN events e ON e.id = u.event_id",
-      3, p);
+      5, p);
   if (!ok(r))
     return fail(db, r, err);
   *runs = json_loads(PQgetvalue(r, 0, 0), 0, NULL);

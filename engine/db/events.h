@@ -31,12 +31,20 @@ int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *pa
  * "attempts","durationMs","error","nextAttemptAt"}]} of an event of ns. */
 int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **status, ac_err *err);
 
+/* Due runs one namespace gives to one claim at most: claims take turns
+ * across namespaces, each with an equal share of the limit (at least one
+ * run, at most this many). */
+#define AC_EVENTS_CLAIM_TURN 64
+
 /* Leases up to limit due runs (queued, retrying past their time, or
- * running with an expired lease) for owner for lease_s seconds. *runs: an
- * array of {"eventId","pluginId","deliveryId","attempts","namespaceId",
+ * running with an expired lease) for owner for lease_s seconds, a share
+ * of them per namespace with runs to do, oldest first within each; the
+ * namespaces take their turns in id order from the first after `after`
+ * (NULL or "": from the first), wrapping around. *runs:
+ * an array of {"eventId","pluginId","deliveryId","attempts","namespaceId",
  * "type","payload","createdAt"}. */
-int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, json_t **runs,
-                    ac_err *err);
+int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const char *after,
+                    json_t **runs, ac_err *err);
 
 /* Records outcomes in one statement: outcomes is an array of {eventId,
  * pluginId, status, durationMs, error?, retryInMs, refund?}; each run owner

@@ -316,6 +316,7 @@ static void *worker(void *arg) {
   worker_state *ws = &d->states[((worker_arg *)arg)->index];
   PGconn *db = NULL;
   int64_t last_prune = 0;
+  char cursor[160] = "";
   for (;;) {
     pthread_mutex_lock(&d->lock);
     int stop = d->stopping;
@@ -335,11 +336,17 @@ static void *worker(void *arg) {
     json_t *runs = NULL;
     ac_err err = {0};
     if (!stop && room > 0 && PQstatus(db) == CONNECTION_OK &&
-        ac_events_claim(db, owner, d->lease_s, room, &runs, &err) == AC_OK &&
+        ac_events_claim(db, owner, d->lease_s, room, cursor, &runs, &err) == AC_OK &&
         json_array_size(runs) > 0) {
       size_t i;
       json_t *r;
-      json_array_foreach(runs, i, r) start_one(d, db, owner, ws, r);
+      cursor[0] = '\0'; /* the next claim's turns start after the last namespace served */
+      json_array_foreach(runs, i, r) {
+        const char *ns = json_string_value(json_object_get(r, "namespaceId"));
+        if (ns && strcmp(ns, cursor) > 0)
+          ac_str_copy(cursor, sizeof cursor, ns);
+        start_one(d, db, owner, ws, r);
+      }
       json_decref(runs);
       flush(d, db, owner, ws);
       continue;
