@@ -2,6 +2,7 @@
 #include "api/routes.h"
 #include "app/app.h"
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "db/events.h"
 #include "db/store.h"
 #include "dispatch/query.h"
@@ -12,13 +13,14 @@
 
 #define QUERY_TEXT_MAX (64 * 1024)
 
-/* Optional string member: absent or null is fine, anything else is 400. */
+/* Optional string member of at most max characters: absent or null is
+ * fine, anything else is 400. */
 static int opt_string(json_t *doc, const char *key, const char **out, size_t max) {
   json_t *v = json_object_get(doc, key);
   *out = NULL;
   if (!v || json_is_null(v))
     return 1;
-  if (!json_is_string(v) || json_string_length(v) > max)
+  if (!json_is_string(v) || ac_utf8_length(json_string_value(v), json_string_length(v)) > max)
     return 0;
   *out = json_string_value(v);
   return 1;

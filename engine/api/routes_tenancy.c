@@ -1,5 +1,6 @@
 /* routes_tenancy.c — departments and namespaces (docs/api.md, "Tenancy"). */
 #include "api/routes.h"
+#include "core/utf8.h"
 #include "app/app.h"
 #include "db/store.h"
 
@@ -56,7 +57,7 @@ static int read_item(const ac_request *req, ac_response *res, const char *ref, i
   if (jid && !json_is_null(jid) && !ac_valid_tenancy_id(json_string_value(jid)))
     detail = "id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
   else if (!json_is_string(jname) || json_string_length(jname) == 0 ||
-           json_string_length(jname) > 200)
+           ac_utf8_length(json_string_value(jname), json_string_length(jname)) > 200)
     detail = "name must be a string of 1 to 200 characters";
   else if (jref && !json_is_null(jref) && !ac_valid_tenancy_id(json_string_value(jref)))
     detail = strcmp(ref, "parentId") == 0 ? "parentId must be a department id"

@@ -47,6 +47,15 @@ static inline size_t ac_utf8_sequence_length(const unsigned char *s, size_t n) {
   return len;
 }
 
+/* Characters in s[0..len), valid UTF-8: the bytes that start one. Limits
+ * users see ("200 characters") count these, as PostgreSQL's char_length. */
+static inline size_t ac_utf8_length(const char *s, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return n;
+}
+
 /* 1 if s[0..len) is valid UTF-8 as ac_utf8_repair understands it. */
 int ac_utf8_valid(const char *s, size_t len);
 

@@ -203,6 +203,25 @@ static void out_of_scope_is_not_found(void **state) {
   free(t);
 }
 
+/* Name limits count characters, as the database does: 200 Cyrillic
+ * letters (400 bytes) are a name, 201 are not. */
+static void names_count_characters(void **state) {
+  (void)state;
+  char name[1024], body[1200];
+  size_t len = 0;
+  for (int i = 0; i < 200; i++)
+    len += (size_t)snprintf(name + len, sizeof name - len, "%s", "ж");
+  snprintf(body, sizeof body, "{\"id\":\"t-cyr\",\"name\":\"%s\"}", name);
+  json_t *d = ac_test_json(&srv, "POST", "/api/v1/departments", admin, body, 201, "department.json");
+  assert_non_null(d);
+  assert_int_equal(json_string_length(json_object_get(d, "name")), 400);
+  json_decref(d);
+  snprintf(body, sizeof body, "{\"id\":\"t-cyr2\",\"name\":\"%sж\"}", name);
+  d = ac_test_json(&srv, "POST", "/api/v1/departments", admin, body, 400, NULL);
+  assert_non_null(d);
+  json_decref(d);
+}
+
 static void bad_requests_answer_400(void **state) {
   (void)state;
   char long_id[140], long_name[260], body_long_id[300], body_long_name[400];
@@ -362,6 +381,7 @@ int main(void) {
       cmocka_unit_test(non_global_sees_its_subtree),
       cmocka_unit_test(out_of_scope_is_not_found),
       cmocka_unit_test(bad_requests_answer_400),
+      cmocka_unit_test(names_count_characters),
       cmocka_unit_test(duplicates_and_unknown_references),
       cmocka_unit_test(content_type_must_be_json),
       cmocka_unit_test(bodies_over_one_mib_answer_413),
