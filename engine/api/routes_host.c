@@ -199,6 +199,14 @@ void ac_route_event_create(ac_app *app, ac_request *req, ac_response *res) {
     json_decref(doc);
     return;
   }
+  if (!ac_app_event_admitted(app, ns)) {
+    ac_respond_problem(res, 429, "this namespace posts events faster than its quota "
+                                 "(AGENTCORE_EVENT_RATE per second); try again", NULL);
+    snprintf(res->retry_after, sizeof res->retry_after, "1");
+    json_decref(snapshot);
+    json_decref(doc);
+    return;
+  }
   const char *ref = cap == AC_CAP_APPROVAL_HOOK ? "approvalId" : "documentId";
   json_t *data = json_object_get(doc, "data");
   /* "o" takes the reference: a new {} for a missing data must not leak */

@@ -1,6 +1,7 @@
 /* app.c — wiring the service together; lending pooled connections to handlers. */
 #include "app/app.h"
 #include "api/http.h"
+#include "core/clock.h"
 #include "db/events.h"
 #include "db/intake.h"
 #include "db/kv_pg.h"
@@ -10,6 +11,7 @@
 #include "dispatch/listener.h"
 #include "plugin/watcher.h"
 #include "outbound/counters.h"
+#include "outbound/rate_limit.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@ struct ac_app {
    * PGconn of a connection lent to them (store.c takes PGconn) */
   ac_db_pool *pool;
   ac_intake *intake; /* accepted events, stored by group commit */
+  ac_rate_limiter *event_quota; /* events per namespace */
   pthread_mutex_t lent_lock;
   struct {
     PGconn *conn;
@@ -245,6 +248,8 @@ int ac_app_new(const ac_config *cfg, ac_logger *log, ac_app **out, ac_err *err) 
       ac_app_db_done(app, db);
     }
   }
+  if (rc == AC_OK)
+    rc = ac_rate_limiter_new(cfg->event_rate, cfg->event_burst, 0, &app->event_quota, err);
   if (rc == AC_OK) {
     /* two writers: one gathers the next batch while the other commits */
     ac_intake_config icfg = {app->pool, 2, cfg->event_batch_max, cfg->event_batch_wait_us};
@@ -331,6 +336,7 @@ int ac_app_free(ac_app *app) {
   ac_init_tracker_free(app->env.inits);
   ac_http_pool_free(app->http);
   ac_rate_limiter_free(app->limiter);
+  ac_rate_limiter_free(app->event_quota);
   ac_counters_free(app->http_counters);
   ac_addr_guard_free(app->guard);
   ac_schema_free(app->result_schema);
@@ -431,6 +437,11 @@ char *ac_app_catalog_text(ac_app *app) {
 void ac_app_events_stored(ac_app *app) { ac_dispatcher_wake(app->dispatcher); }
 
 ac_intake *ac_app_intake(ac_app *app) { return app->intake; }
+
+int ac_app_event_admitted(ac_app *app, const char *ns) {
+  int64_t now = ac_clock_mono_ms(), wait = 0;
+  return ac_rate_reserve(app->event_quota, "events", ns, now, now, &wait) == AC_OK;
+}
 
 void ac_app_refresh_metrics(ac_app *app) {
   PGconn *db = ac_app_db(app, NULL);

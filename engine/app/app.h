@@ -65,6 +65,10 @@ void ac_app_events_stored(ac_app *app);
 /* Where accepted events go to be stored (db/intake.h). */
 ac_intake *ac_app_intake(ac_app *app);
 
+/* 1 if namespace ns may post one more event now (AGENTCORE_EVENT_RATE per
+ * second, AGENTCORE_EVENT_BURST at once), taking it from its bucket. */
+int ac_app_event_admitted(ac_app *app, const char *ns);
+
 /* Copies counters kept elsewhere (outbound HTTP) into the metrics. */
 void ac_app_refresh_metrics(ac_app *app);
 

@@ -29,6 +29,8 @@ void ac_config_defaults(ac_config *cfg) {
   cfg->idle_timeout_s = 10;
   cfg->inline_slice_us = 1000;
   cfg->event_batch_max = 256;
+  cfg->event_rate = 1000;
+  cfg->event_burst = 2000;
   cfg->event_batch_wait_us = 1000;
   cfg->max_calls_per_plugin = 1024;
   cfg->max_calls_per_namespace = 512;
@@ -77,6 +79,8 @@ int ac_config_from_env(ac_config *cfg, ac_err *err) {
       (rc = env_int("AGENTCORE_IDLE_TIMEOUT_S", 1, 3600, &cfg->idle_timeout_s, err)) ||
       (rc = env_int("AGENTCORE_INLINE_SLICE_US", 0, 100000, &cfg->inline_slice_us, err)) ||
       (rc = env_int("AGENTCORE_EVENT_BATCH_MAX", 1, 10000, &cfg->event_batch_max, err)) ||
+      (rc = env_int("AGENTCORE_EVENT_RATE", 1, 1000000, &cfg->event_rate, err)) ||
+      (rc = env_int("AGENTCORE_EVENT_BURST", 1, 1000000, &cfg->event_burst, err)) ||
       (rc = env_int("AGENTCORE_EVENT_BATCH_WAIT_US", 0, 100000, &cfg->event_batch_wait_us, err)) ||
       (rc = env_int("AGENTCORE_MAX_CALLS_PER_PLUGIN", 1, 1000000, &cfg->max_calls_per_plugin, err)) ||
       (rc = env_int("AGENTCORE_MAX_CALLS_PER_NAMESPACE", 1, 1000000, &cfg->max_calls_per_namespace, err)) ||

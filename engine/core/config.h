@@ -34,6 +34,8 @@ typedef struct ac_config {
   int inline_slice_us;        /* AGENTCORE_INLINE_SLICE_US (1000; 0: every call on a worker) */
   int event_batch_max;        /* AGENTCORE_EVENT_BATCH_MAX (256): events per intake transaction */
   int event_batch_wait_us;    /* AGENTCORE_EVENT_BATCH_WAIT_US (1000): a batch's window */
+  int event_rate;             /* AGENTCORE_EVENT_RATE (1000): events/s one namespace may post */
+  int event_burst;            /* AGENTCORE_EVENT_BURST (2000): and at once */
   int max_calls_per_plugin;   /* AGENTCORE_MAX_CALLS_PER_PLUGIN (1024) in flight */
   int max_calls_per_namespace;/* AGENTCORE_MAX_CALLS_PER_NAMESPACE (512) in flight */
   int http_max_per_host;      /* AGENTCORE_HTTP_MAX_PER_HOST (512) transfers in flight */

@@ -40,7 +40,8 @@ static int setup(void **state) {
   (void)state;
   char per_client[64];
   snprintf(per_client, sizeof per_client, "AGENTCORE_MAX_CONNS_PER_CLIENT=%d", PER_CLIENT);
-  const char *env[] = {per_client, "AGENTCORE_IDLE_TIMEOUT_S=2", NULL};
+  const char *env[] = {per_client, "AGENTCORE_IDLE_TIMEOUT_S=2", "AGENTCORE_EVENT_RATE=1",
+                       "AGENTCORE_EVENT_BURST=3", NULL};
   return ac_test_server_start(&srv, "api_edge", env);
 }
 
@@ -168,6 +169,50 @@ static void malformed_json_is_not_quoted(void **state) {
   free(admin);
 }
 
+/* One namespace posting faster than its quota gets 429 with Retry-After;
+ * another namespace's events are still accepted. */
+static void event_quota_per_namespace(void **state) {
+  (void)state;
+  char *admin = ac_test_token("admin", AC_PERM_MANAGE_NAMESPACES | AC_PERM_EMIT_EVENTS, 1, NULL,
+                              600);
+  assert_non_null(admin);
+  ac_test_response res;
+  assert_int_equal(ac_test_call(&srv, "POST", "/api/v1/departments", admin,
+                                "{\"id\":\"q-dept\",\"name\":\"q\"}", &res),
+                   201);
+  ac_test_response_free(&res);
+  const char *const ids[] = {"q-busy", "q-calm"};
+  for (int i = 0; i < 2; i++) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"name\":\"q\",\"departmentId\":\"q-dept\"}",
+             ids[i]);
+    assert_int_equal(ac_test_call(&srv, "POST", "/api/v1/namespaces", admin, body, &res), 201);
+    ac_test_response_free(&res);
+  }
+  const char event[] = "{\"type\":\"document.ready\",\"documentId\":\"d\"}";
+  for (int i = 0; i < 3; i++) { /* the burst */
+    assert_int_equal(
+        ac_test_call(&srv, "POST", "/api/v1/namespaces/q-busy/events", admin, event, &res), 202);
+    ac_test_response_free(&res);
+  }
+  assert_int_equal(
+      ac_test_call(&srv, "POST", "/api/v1/namespaces/q-busy/events", admin, event, &res), 429);
+  char retry[16];
+  assert_non_null(ac_test_header(&res, "Retry-After", retry, sizeof retry));
+  assert_string_equal(retry, "1");
+  assert_true(ac_test_expect(&res, 429, "problem.json"));
+  ac_test_response_free(&res);
+  assert_int_equal(
+      ac_test_call(&srv, "POST", "/api/v1/namespaces/q-calm/events", admin, event, &res), 202);
+  ac_test_response_free(&res);
+  /* a second later the bucket holds a token again */
+  usleep(1100 * 1000);
+  assert_int_equal(
+      ac_test_call(&srv, "POST", "/api/v1/namespaces/q-busy/events", admin, event, &res), 202);
+  ac_test_response_free(&res);
+  free(admin);
+}
+
 static void head_works_on_get_routes(void **state) {
   (void)state;
   const char req[] = "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -257,6 +302,7 @@ int main(void) {
       cmocka_unit_test(framing_is_strict),
       cmocka_unit_test(head_works_on_get_routes),
       cmocka_unit_test(malformed_json_is_not_quoted),
+      cmocka_unit_test(event_quota_per_namespace),
       cmocka_unit_test(method_labels_are_bounded),
       cmocka_unit_test(one_client_cannot_keep_others_out),
   };
