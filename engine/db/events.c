@@ -75,13 +75,14 @@ int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **sta
 }
 
 int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const char *after,
-                    json_t **runs, ac_err *err) {
+                    const json_t *skip, json_t **runs, ac_err *err) {
   *runs = NULL;
   char lease[16], lim[16], turn[16];
   snprintf(lease, sizeof lease, "%d", lease_s);
   snprintf(lim, sizeof lim, "%d", limit);
   snprintf(turn, sizeof turn, "%d", AC_EVENTS_CLAIM_TURN);
-  const char *p[] = {owner, lease, lim, turn, after ? after : ""};
+  char *skipped = skip ? json_dumps(skip, JSON_COMPACT) : NULL;
+  const char *p[] = {owner, lease, lim, turn, after ? after : "", skipped ? skipped : "[]"};
   PGresult *r = run(
       db,
       /* turns across namespaces: each namespace with runs to do (found by
@@ -89,7 +90,8 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const
        * most $4 of its due runs, oldest first, so one namespace's backlog
        * delays no other's; the turns start after the namespace $5 the
        * last claim ended with, so with more namespaces than the claim
-       * holds none waits for the ones before it to run dry */
+       * holds none waits for the ones before it to run dry; namespaces in
+       * $6 (whose calls are at their bulkhead) wait for room */
       "WITH RECURSIVE ns AS ("
       "  (SELECT namespace_id FROM event_runs WHERE status IN ('queued', 'retrying', 'running') "
       "   ORDER BY namespace_id LIMIT 1) "
@@ -98,11 +100,13 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const
       "          WHERE r.status IN ('queued', 'retrying', 'running') "
       "            AND r.namespace_id > ns.namespace_id ORDER BY r.namespace_id LIMIT 1) "
       "  FROM ns WHERE ns.namespace_id IS NOT NULL), "
+      "open AS (SELECT namespace_id FROM ns WHERE namespace_id IS NOT NULL "
+      "  AND namespace_id NOT IN (SELECT jsonb_array_elements_text($6::jsonb))), "
       "turn AS (SELECT GREATEST(1, LEAST($4::int, $3::int / GREATEST(1, count(*)))) AS n "
-      "  FROM ns WHERE namespace_id IS NOT NULL), "
+      "  FROM open), "
       "c AS (SELECT d.event_id, d.plugin_id FROM "
-      "  (SELECT namespace_id FROM ns WHERE namespace_id IS NOT NULL "
-      "   ORDER BY namespace_id <= $5, namespace_id) ns, turn, LATERAL ("
+      "  (SELECT namespace_id FROM open ORDER BY namespace_id <= $5, namespace_id) ns, turn, "
+      "  LATERAL ("
       "  SELECT r.event_id, r.plugin_id FROM event_runs r "
       "  WHERE r.namespace_id = ns.namespace_id "
       "    AND r.status IN ('queued', 'retrying', 'running') AND r.next_attempt_at <= now() "
@@ -119,7 +123,8 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const
       "'deliveryId', u.delivery_id, 'attempts', u.attempts, 'namespaceId', e.namespace_id, "
       "'type', e.type, 'payload', e.payload, 'createdAt', " TS("e.created_at") ")), '[]') "
       "FROM u JOIN events e ON e.id = u.event_id",
-      5, p);
+      6, p);
+  free(skipped);
   if (!ok(r))
     return fail(db, r, err);
   *runs = json_loads(PQgetvalue(r, 0, 0), 0, NULL);

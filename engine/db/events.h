@@ -40,11 +40,12 @@ int ac_events_get(PGconn *db, const char *ns, const char *event_id, json_t **sta
  * running with an expired lease) for owner for lease_s seconds, a share
  * of them per namespace with runs to do, oldest first within each; the
  * namespaces take their turns in id order from the first after `after`
- * (NULL or "": from the first), wrapping around. *runs:
+ * (NULL or "": from the first), wrapping around; those named in skip (a
+ * JSON array of ids, may be NULL) give none. *runs:
  * an array of {"eventId","pluginId","deliveryId","attempts","namespaceId",
  * "type","payload","createdAt"}. */
 int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const char *after,
-                    json_t **runs, ac_err *err);
+                    const json_t *skip, json_t **runs, ac_err *err);
 
 /* Records outcomes in one statement: outcomes is an array of {eventId,
  * pluginId, status, durationMs, error?, retryInMs, refund?}; each run owner

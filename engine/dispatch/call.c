@@ -196,6 +196,17 @@ void ac_calls_free(ac_calls *cs) {
 
 int ac_calls_slice_us(const ac_calls *cs) { return cs->cfg.slice_us; }
 
+json_t *ac_calls_full_namespaces(ac_calls *cs) {
+  json_t *full = json_array();
+  pthread_mutex_lock(&cs->lock);
+  for (int i = 0; i < BULKHEAD_BUCKETS; i++)
+    for (bulkhead *e = cs->namespaces[i]; e; e = e->next)
+      if (atomic_load(&e->inflight) >= cs->cfg.max_per_namespace)
+        json_array_append_new(full, json_string(e->name));
+  pthread_mutex_unlock(&cs->lock);
+  return full;
+}
+
 /* ---- outcomes ---------------------------------------------------------- */
 
 /* Every call makes one of these: no formatting, only the header is reset. */

@@ -44,6 +44,11 @@ void ac_calls_free(ac_calls *cs);
 /* The slice calls get on a request thread (AGENTCORE_INLINE_SLICE_US). */
 int ac_calls_slice_us(const ac_calls *cs);
 
+/* The namespaces whose calls in flight are at their bulkhead now, as a new
+ * JSON array of strings: work for them would be refused (busy), so the
+ * event dispatcher claims none until they have room. */
+json_t *ac_calls_full_namespaces(ac_calls *cs);
+
 typedef struct ac_call ac_call;
 typedef void (*ac_call_done_fn)(ac_call *c, void *ud);
 

@@ -335,9 +335,14 @@ static void *worker(void *arg) {
       break;
     json_t *runs = NULL;
     ac_err err = {0};
-    if (!stop && room > 0 && PQstatus(db) == CONNECTION_OK &&
-        ac_events_claim(db, owner, d->lease_s, room, cursor, &runs, &err) == AC_OK &&
-        json_array_size(runs) > 0) {
+    /* a namespace whose calls are at their bulkhead (a receiver that
+     * hangs, say) gets nothing claimed until it has room: its runs would
+     * only be refused and claimed again */
+    json_t *full = room > 0 && !stop ? ac_calls_full_namespaces(d->cfg.env->calls) : NULL;
+    int claimed = !stop && room > 0 && PQstatus(db) == CONNECTION_OK &&
+                  ac_events_claim(db, owner, d->lease_s, room, cursor, full, &runs, &err) == AC_OK;
+    json_decref(full);
+    if (claimed && json_array_size(runs) > 0) {
       size_t i;
       json_t *r;
       cursor[0] = '\0'; /* the next claim's turns start after the last namespace served */

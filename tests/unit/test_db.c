@@ -904,7 +904,7 @@ static void test_finish_batch(void **state) {
                                  &id, &created, &err),
                    AC_OK);
   json_t *runs = NULL;
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, NULL, &runs, &err), AC_OK);
   assert_int_equal(json_array_size(runs), 2);
   json_decref(runs);
   json_t *outcomes = json_pack("[{s:s, s:s, s:s, s:i, s:i, s:b}, {s:s, s:s, s:s, s:i, s:i}]",
@@ -931,7 +931,7 @@ static void test_finish_batch(void **state) {
                                   " WHERE event_id = $1::uuid AND status = 'retrying'",
                               1, p, NULL, &err),
                    AC_OK);
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, NULL, &runs, &err), AC_OK);
   assert_int_equal(json_array_size(runs), 1);
   json_decref(runs);
   assert_int_equal(ac_events_finish(ac_db_conn(db), "w1", id, "a", "error", 1, "failed", 0, &err),
@@ -968,7 +968,7 @@ static void test_claim_takes_turns(void **state) {
                                  &late, &created, &err),
                    AC_OK);
   json_t *runs = NULL;
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, NULL, &runs, &err), AC_OK);
   /* a share per namespace with runs to do (those of earlier tests, not
    * due, count too): fewer than the limit, never only ns1's */
   assert_in_range(json_array_size(runs), 2, 10);
@@ -982,16 +982,23 @@ static void test_claim_takes_turns(void **state) {
   /* the turns start after the namespace the last claim ended with */
   exec_ok(db, "UPDATE event_runs SET status = 'queued', lease_owner = NULL,"
               " next_attempt_at = now() WHERE namespace_id = 'ns2' AND plugin_id = 'a'");
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 1, "ns1", &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 1, "ns1", NULL, &runs, &err), AC_OK);
   assert_int_equal(json_array_size(runs), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(runs, 0), "eventId")), late);
   json_decref(runs);
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 1, "ns2", &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 1, "ns2", NULL, &runs, &err), AC_OK);
   assert_string_equal(
       json_string_value(json_object_get(json_array_get(runs, 0), "namespaceId")), "ns1");
   json_decref(runs);
+  /* a namespace at its bulkhead gives nothing */
+  json_t *skip = json_pack("[s]", "ns1");
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, skip, &runs, &err), AC_OK);
+  json_array_foreach(runs, i, r)
+      assert_string_not_equal(json_string_value(json_object_get(r, "namespaceId")), "ns1");
+  json_decref(runs);
+  json_decref(skip);
   /* and one namespace still gets at most its turn per claim */
-  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 500, NULL, &runs, &err), AC_OK);
+  assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 500, NULL, NULL, &runs, &err), AC_OK);
   assert_int_equal(json_array_size(runs), AC_EVENTS_CLAIM_TURN);
   json_decref(runs);
   free(late);
