@@ -56,6 +56,12 @@ static const char *const plugins[] = {
     "  end,\n"
     "  onAgentQuery = function(q, context)\n"
     "    return { { type = \"init\", title = tostring(context.db.get(\"inits\")) } } end }\n",
+    /* what a hook sees of the query's optional fields */
+    "q_fields.lua",
+    "return { id = \"q-fields\", capabilities = { PluginCapability.AgentQuery },\n"
+    "  onAgentQuery = function(q)\n"
+    "    return { { type = \"fields\", title = type(q.userId) .. \"/\" .. type(q.locale) ..\n"
+    "               \"/\" .. q.namespaceId .. \"/\" .. q.text } } end }\n",
     NULL,
 };
 
@@ -81,6 +87,8 @@ static int setup(void **state) {
   if (!admin || ac_hostflow_tenant(&srv, admin, "qd", "q-ns") ||
       ac_hostflow_tenant(&srv, admin, "qd", "q-empty") ||
       ac_hostflow_tenant(&srv, admin, "qd", "q-init-ns") ||
+      ac_hostflow_tenant(&srv, admin, "qd", "q-fields-ns") ||
+      ac_hostflow_enable(&srv, admin, "q-fields-ns", "q-fields", "{}") ||
       ac_hostflow_enable(&srv, admin, "q-init-ns", "q-init", "{}") ||
       ac_hostflow_enable(&srv, admin, "q-ns", "opendatabot", "{}"))
     return -1;
@@ -257,6 +265,29 @@ static void namespace_without_plugins(void **state) {
   ac_test_response_free(&res);
 }
 
+/* Optional query fields a request leaves out (or sends as null) are nil
+ * in the hook, as in `plugin run`; given ones are strings. */
+static void absent_fields_are_nil(void **state) {
+  (void)state;
+  static const struct {
+    const char *body, *title;
+  } cases[] = {
+      {"{\"query\":\"a\"}", "nil/nil/q-fields-ns/a"},
+      {"{\"query\":\"b\",\"userId\":null,\"locale\":null}", "nil/nil/q-fields-ns/b"},
+      {"{\"query\":\"c\",\"userId\":\"u-1\",\"locale\":\"uk\"}", "string/string/q-fields-ns/c"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ac_test_response res;
+    ac_test_call(&srv, "POST", "/api/v1/namespaces/q-fields-ns/query", admin, cases[i].body, &res);
+    assert_true(ac_test_expect(&res, 200, "query-response.json"));
+    const json_t *r = json_array_get(json_object_get(res.json, "results"), 0);
+    const char *title = json_string_value(json_object_get(r, "title"));
+    if (!title || strcmp(title, cases[i].title) != 0)
+      fail_msg("case %zu: %s, expected %s", i, title ? title : "(none)", cases[i].title);
+    ac_test_response_free(&res);
+  }
+}
+
 static void query_status_codes(void **state) {
   (void)state;
   char *no_query = ac_test_token("no-query", ALL_PERMS & ~AC_PERM_QUERY_PLUGINS, 1, NULL, 600);
@@ -319,6 +350,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(enrichment_with_hostile_plugins),
       cmocka_unit_test(namespace_without_plugins),
+      cmocka_unit_test(absent_fields_are_nil),
       cmocka_unit_test(init_runs_once_before_any_hook),
       cmocka_unit_test(query_status_codes),
       cmocka_unit_test(hook_metrics),
