@@ -11,7 +11,7 @@ void ac_json_error_describe(const json_error_t *e, char *out, size_t size) {
   if (near)
     *near = '\0';
   /* no string the engine reads may hold NUL: say so, not jansson's flag */
-  if (strstr(what, "JSON_ALLOW_NUL"))
+  if (json_error_code(e) == json_error_null_character)
     snprintf(what, sizeof what, "a string holds \\u0000 (NUL), which is not accepted");
   snprintf(out, size, "line %d column %d (byte %d): %s", e->line, e->column, e->position, what);
 }

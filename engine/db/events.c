@@ -27,14 +27,20 @@ static int ok(PGresult *r) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+json_t *ac_events_batch_item(const char *ns, const char *type, const json_t *payload,
+                             const char *key, const json_t *plugins) {
+  return json_pack("{s:s, s:s, s:O, s:s?, s:O}", "ns", ns, "type", type, "payload", payload,
+                   "key", key, "plugins", plugins);
+}
+
 int ac_events_put(PGconn *db, const char *ns, const char *type, const json_t *payload,
                   const char *idempotency_key, const json_t *plugins, char **event_id,
                   int *created, ac_err *err) {
   *event_id = NULL;
   *created = 0;
   /* a batch of one, through the statement the intake uses */
-  json_t *batch = json_pack("[{s:s, s:s, s:O, s:s?, s:O}]", "ns", ns, "type", type, "payload",
-                            payload, "key", idempotency_key, "plugins", plugins);
+  json_t *batch = json_pack("[o]", ac_events_batch_item(ns, type, payload, idempotency_key,
+                                                         plugins));
   char *text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
   json_decref(batch);
   if (!text)
@@ -143,19 +149,6 @@ int ac_events_finish_batch(PGconn *db, const char *owner, const json_t *outcomes
     return fail(db, r, err);
   PQclear(r);
   return AC_OK;
-}
-
-int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
-                     const char *status, long long duration_ms, const char *error,
-                     long long retry_in_ms, ac_err *err) {
-  json_t *one = json_pack("[{s:s, s:s, s:s, s:I, s:s?, s:I}]", "eventId", event_id, "pluginId",
-                          plugin, "status", status, "durationMs", (json_int_t)duration_ms, "error",
-                          error, "retryInMs", (json_int_t)retry_in_ms);
-  if (!one)
-    return ac_err_set(err, AC_ERR_NOMEM, "out of memory");
-  int rc = ac_events_finish_batch(db, owner, one, err);
-  json_decref(one);
-  return rc;
 }
 
 int ac_events_prune(PGconn *db, int days, ac_err *err) {

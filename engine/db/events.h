@@ -11,6 +11,11 @@
 
 #define AC_EVENTS_CHANNEL "agentcore_events"
 
+/* One event of a batch for AC_EVENTS_PUT_BATCH_SQL (key may be NULL); a
+ * new reference, NULL when out of memory. */
+json_t *ac_events_batch_item(const char *ns, const char *type, const json_t *payload,
+                             const char *key, const json_t *plugins);
+
 /* The statement that stores a batch of events ($1: a JSON array of
  * {ns, type, payload, key?, plugins}; $2: AC_EVENTS_CHANNEL), each with its
  * runs, and notifies the dispatchers once; one row per event: ord,
@@ -50,15 +55,9 @@ int ac_events_claim(PGconn *db, const char *owner, int lease_s, int limit, const
 /* Records outcomes in one statement: outcomes is an array of {eventId,
  * pluginId, status, durationMs, error?, retryInMs, refund?}; each run owner
  * still leases takes its outcome (refund: the claim does not count as an
- * attempt), and an event left with no run to do is done. */
+ * attempt), and an event left with no run to do is done. A status is final
+ * (ok, error, timeout, memory, skipped) or "retrying" after retryInMs. */
 int ac_events_finish_batch(PGconn *db, const char *owner, const json_t *outcomes, ac_err *err);
-
-/* Records a run's outcome if owner still holds its lease: status is final
- * (ok, error, timeout, memory, skipped) or "retrying" with retry_in_ms.
- * The event becomes done when no run is left to do. A batch of one. */
-int ac_events_finish(PGconn *db, const char *owner, const char *event_id, const char *plugin,
-                     const char *status, long long duration_ms, const char *error,
-                     long long retry_in_ms, ac_err *err);
 
 /* Deletes done events older than days. */
 int ac_events_prune(PGconn *db, int days, ac_err *err);

@@ -9,7 +9,7 @@
 #include <time.h>
 
 typedef struct item {
-  json_t *doc; /* {ns, type, payload, key?, plugins}: what the batch function reads */
+  json_t *doc; /* ac_events_batch_item: what the batch function reads */
   int64_t arrived_us;
   ac_intake_done_fn done;
   void *ud;
@@ -189,12 +189,10 @@ void ac_intake_stop(ac_intake *in) {
   free(in);
 }
 
-int ac_intake_put(ac_intake *in, const char *ns, const char *type, json_t *payload,
-                  const char *key, json_t *plugins, ac_intake_done_fn done, void *ud) {
+int ac_intake_put(ac_intake *in, const char *ns, const char *type, const json_t *payload,
+                  const char *key, const json_t *plugins, ac_intake_done_fn done, void *ud) {
   item *it = calloc(1, sizeof *it);
-  json_t *doc = it ? json_pack("{s:s, s:s, s:O, s:s?, s:O}", "ns", ns, "type", type, "payload",
-                               payload, "key", key, "plugins", plugins)
-                   : NULL;
+  json_t *doc = it ? ac_events_batch_item(ns, type, payload, key, plugins) : NULL;
   if (!doc) {
     free(it);
     return AC_ERR_NOMEM;

@@ -42,7 +42,7 @@ typedef void (*ac_intake_done_fn)(void *ud, int rc, const char *event_id, int cr
  * (NULL: none) and the plugins to run. The values are copied or
  * referenced; done(ud, ...) is called exactly once, possibly before this
  * returns. AC_ERR_NOMEM (done not called) when out of memory. */
-int ac_intake_put(ac_intake *in, const char *ns, const char *type, json_t *payload,
-                  const char *key, json_t *plugins, ac_intake_done_fn done, void *ud);
+int ac_intake_put(ac_intake *in, const char *ns, const char *type, const json_t *payload,
+                  const char *key, const json_t *plugins, ac_intake_done_fn done, void *ud);
 
 #endif

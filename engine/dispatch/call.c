@@ -32,6 +32,7 @@ struct ac_calls {
   bulkhead *namespaces[BULKHEAD_BUCKETS];
   int count;
   bulkhead overflow_plugin, overflow_ns;
+  atomic_int maybe_full; /* a namespace reached its bulkhead since the last scan */
 };
 
 enum { PHASE_INIT, PHASE_HOOK, PHASE_DONE };
@@ -198,12 +199,19 @@ int ac_calls_slice_us(const ac_calls *cs) { return cs->cfg.slice_us; }
 
 json_t *ac_calls_full_namespaces(ac_calls *cs) {
   json_t *full = json_array();
+  /* the scan takes the lock admissions take, so it runs only after some
+   * namespace reached its bulkhead; a namespace filling during the scan
+   * sets the hint again */
+  if (!atomic_exchange(&cs->maybe_full, 0))
+    return full;
   pthread_mutex_lock(&cs->lock);
   for (int i = 0; i < BULKHEAD_BUCKETS; i++)
     for (bulkhead *e = cs->namespaces[i]; e; e = e->next)
       if (atomic_load(&e->inflight) >= cs->cfg.max_per_namespace)
         json_array_append_new(full, json_string(e->name));
   pthread_mutex_unlock(&cs->lock);
+  if (json_array_size(full) > 0)
+    atomic_store(&cs->maybe_full, 1); /* still full: scan again next time */
   return full;
 }
 
@@ -501,6 +509,8 @@ static int refuse(ac_call *c) {
     c->bn = bulkhead_of(cs, cs->namespaces, &cs->overflow_ns, c->ns, cs->cfg.namespace_share);
     int p = atomic_fetch_add(&c->bp->inflight, 1);
     int n = atomic_fetch_add(&c->bn->inflight, 1);
+    if (n + 1 >= cs->cfg.max_per_namespace)
+      atomic_store(&cs->maybe_full, 1);
     if (p >= cs->cfg.max_per_plugin)
       why = "busy: this plugin has too many calls in flight";
     else if (n >= cs->cfg.max_per_namespace)

@@ -108,20 +108,14 @@ typedef struct worker_state {
 /* Queues a run's outcome for the next flush. refund: the claim was no
  * attempt (the call was refused before it ran), so it does not count
  * towards giving up. */
-static void record_run(worker_state *ws, const char *event_id, const char *plugin,
-                       const char *status, long long duration, const char *message,
-                       long long retry_in, int refund) {
+static void record(worker_state *ws, const char *event_id, const char *plugin, const char *status,
+                   long long duration, const char *message, long long retry_in, int refund) {
   json_array_append_new(ws->outcomes,
                         json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:b}", "eventId", event_id,
                                   "pluginId", plugin, "status", status, "durationMs",
                                   (json_int_t)duration, "error",
                                   message && message[0] ? message : NULL, "retryInMs",
                                   (json_int_t)retry_in, "refund", refund));
-}
-
-static void record(worker_state *ws, const char *event_id, const char *plugin, const char *status,
-                   long long duration, const char *message, long long retry_in) {
-  record_run(ws, event_id, plugin, status, duration, message, retry_in, 0);
 }
 
 /* Records the queued outcomes in one statement. One that fails the batch
@@ -187,7 +181,7 @@ static void finish_one(ac_dispatcher *d, inflight *f) {
     if (out.kind == AC_OUTCOME_CONTRACT)
       status = "error";
   }
-  record_run(f->ws, f->event_id, f->plugin, status, out.duration_ms, message, retry_in, refund);
+  record(f->ws, f->event_id, f->plugin, status, out.duration_ms, message, retry_in, refund);
   ac_call_release(f->call);
   ac_hook_target_clear(&f->target);
   free(f);
@@ -213,7 +207,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
     char message[160];
     snprintf(message, sizeof message,
              "gave up after %lld attempts: no attempt recorded an outcome", (long long)attempts - 1);
-    record(ws, event_id, plugin, "error", 0, message, 0);
+    record(ws, event_id, plugin, "error", 0, message, 0, 0);
     return 0;
   }
 
@@ -228,7 +222,7 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
   }
   if (!entry) {
     record(ws, event_id, plugin, "skipped", 0,
-           "the plugin is no longer enabled in this namespace", 0);
+           "the plugin is no longer enabled in this namespace", 0, 0);
     json_decref(snapshot);
     return 0;
   }
@@ -248,9 +242,9 @@ static int start_one(ac_dispatcher *d, PGconn *db, const char *owner, worker_sta
     else
       snprintf(message, sizeof message, "%s", out.message);
     if (ready < 0 && out.kind == AC_OUTCOME_BUSY) /* init is running: soon again */
-      record_run(ws, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS, 1);
+      record(ws, event_id, plugin, "retrying", 0, message, INIT_WAIT_RETRY_MS, 1);
     else
-      record(ws, event_id, plugin, "skipped", 0, message, 0);
+      record(ws, event_id, plugin, "skipped", 0, message, 0, 0);
     ac_hook_target_clear(&f->target);
     free(f);
     json_decref(snapshot);

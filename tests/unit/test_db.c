@@ -934,8 +934,10 @@ static void test_finish_batch(void **state) {
   assert_int_equal(ac_events_claim(ac_db_conn(db), "w1", 60, 10, NULL, NULL, &runs, &err), AC_OK);
   assert_int_equal(json_array_size(runs), 1);
   json_decref(runs);
-  assert_int_equal(ac_events_finish(ac_db_conn(db), "w1", id, "a", "error", 1, "failed", 0, &err),
-                   AC_OK);
+  outcomes = json_pack("[{s:s, s:s, s:s, s:i, s:s, s:i}]", "eventId", id, "pluginId", "a",
+                       "status", "error", "durationMs", 1, "error", "failed", "retryInMs", 0);
+  assert_int_equal(ac_events_finish_batch(ac_db_conn(db), "w1", outcomes, &err), AC_OK);
+  json_decref(outcomes);
   st = scalar(db, "SELECT status FROM events WHERE id = $1::uuid", 1, p);
   assert_string_equal(st, "done");
   free(st);
